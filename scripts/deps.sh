@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what clampd needs to build and test, on Debian 12: Debian packages through
+# apt-get (only those missing), then the npm packages of the test suites (from their
+# lock files). Safe to run again: it does nothing when everything is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
+      libuv1-dev libjansson-dev libsodium-dev libsqlite3-dev libcmocka-dev
+      nodejs npm sqlite3 procps)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "deps: installing ${missing[*]}" >&2
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+# npm test dependencies, exactly as locked. A suite is reinstalled when its lock file is
+# newer than its node_modules.
+for dir in tests/e2e tests/conformance; do
+    [ -f "$dir/package-lock.json" ] || continue
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+        echo "deps: npm ci in $dir" >&2
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        touch "$dir/node_modules"
+    fi
+done

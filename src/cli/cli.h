@@ -1,0 +1,15 @@
+/* cli: one cmd_<name>.c per command; main.c dispatches. */
+#ifndef CLAMPD_CLI_H
+#define CLAMPD_CLI_H
+
+#include <stdbool.h>
+
+int cmd_mcp(int argc, char **argv);
+int cmd_tools(int argc, char **argv);
+
+/* Resolves the state directory: dir if given, else $XDG_STATE_HOME/clampd, else
+ * ~/.local/state/clampd; creates it (mode 0700) when create is set. Returns a malloc'd
+ * path or NULL after printing why. */
+char *cli_state_dir(const char *dir, bool create);
+
+#endif

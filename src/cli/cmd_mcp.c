@@ -1,0 +1,186 @@
+/*
+ * clampd mcp: a drop-in stdio MCP server in front of a downstream MCP server.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/core.h"
+#include "engine/engine.h"
+#include "proxy/proxy.h"
+
+extern char **environ;
+
+static const char usage[] =
+    "Usage: clampd mcp --downstream \"COMMAND [ARGS...]\" [options]\n"
+    "\n"
+    "Runs as a stdio MCP server (for Claude Desktop's mcpServers, Cursor, any MCP client),\n"
+    "spawns the downstream MCP server and relays every message both ways. Every tools/list\n"
+    "is hashed and pinned (a changed tool is withheld and calls to it are denied with\n"
+    "descriptor_hash_mismatch); every tools/call is checked before it reaches the server.\n"
+    "stdout carries only the protocol; all logging goes to stderr.\n"
+    "\n"
+    "Options:\n"
+    "  --downstream CMD      the downstream server's command line, split into words like a\n"
+    "                        POSIX shell does (quotes and backslashes honoured; no shell is\n"
+    "                        run, so no $VAR, ~ or glob expansion). Required.\n"
+    "  --agent-id ID         this agent's identity (default: local)\n"
+    "  --state-dir DIR       where pins.db is kept (default: $XDG_STATE_HOME/clampd,\n"
+    "                        else ~/.local/state/clampd; created with mode 0700)\n"
+    "  --env KEY=VALUE       set a variable in the downstream's environment (repeatable).\n"
+    "                        The downstream inherits clampd's environment except variables\n"
+    "                        whose names start with CLAMPD_ (clampd's own secrets).\n"
+    "  --pin-mode MODE       tofu (default): first use pins; a tool that later appears on a\n"
+    "                        server with pins is pinned and reported. strict: such a new tool\n"
+    "                        is withheld until 'clampd tools approve'.\n"
+    "  --relist-interval S   re-list the downstream's tools every S seconds to catch silent\n"
+    "                        changes (default 300; 0 turns it off). clampd always re-lists at\n"
+    "                        once on notifications/tools/list_changed.\n"
+    "  -v, --verbose         more logging on stderr (repeat for debug)\n"
+    "  -h, --help            show this help\n"
+    "\n"
+    "Exit status: 0 the client closed stdin and the downstream ended; 1 usage error;\n"
+    "2 the downstream could not be started; 3 the downstream exited while the client was\n"
+    "connected; 4 stopped by SIGINT or SIGTERM.\n";
+
+struct mcp_opts {
+    const char *downstream, *agent_id, *state_dir;
+    enum pin_mode pin_mode;
+    long relist;
+    char **env_add;
+    size_t n_env;
+    int verbose;
+};
+
+/* Builds the downstream's environment: ours minus CLAMPD_*, then the --env additions
+ * (which replace an inherited variable of the same name). */
+static char **build_env(char **add, size_t n_add)
+{
+    size_t n = 0, k = 0;
+    char **env;
+
+    while (environ[n])
+        n++;
+    env = calloc(n + n_add + 1, sizeof(*env));
+    if (!env)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(environ[i], '=');
+        bool replaced = false;
+        if (strncmp(environ[i], "CLAMPD_", 7) == 0)
+            continue; /* SECURITY: clampd's API keys never reach the downstream */
+        for (size_t j = 0; eq && j < n_add; j++)
+            if (strncmp(add[j], environ[i], (size_t)(eq - environ[i]) + 1) == 0)
+                replaced = true;
+        if (!replaced)
+            env[k++] = environ[i];
+    }
+    for (size_t j = 0; j < n_add; j++)
+        env[k++] = add[j];
+    return env;
+}
+
+static int parse_opts(int argc, char **argv, struct mcp_opts *o)
+{
+    static const struct option longs[] = {
+        {"downstream", required_argument, NULL, 'd'}, {"agent-id", required_argument, NULL, 'a'},
+        {"state-dir", required_argument, NULL, 's'},  {"env", required_argument, NULL, 'e'},
+        {"pin-mode", required_argument, NULL, 'p'},   {"relist-interval", required_argument, NULL, 'r'},
+        {"verbose", no_argument, NULL, 'v'},          {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int c;
+
+    while ((c = getopt_long(argc, argv, "vh", longs, NULL)) != -1) {
+        switch (c) {
+        case 'd': o->downstream = optarg; break;
+        case 'a': o->agent_id = optarg; break;
+        case 's': o->state_dir = optarg; break;
+        case 'v': o->verbose++; break;
+        case 'h': fputs(usage, stdout); return 0;
+        case 'e':
+            if (!strchr(optarg, '=') || optarg[0] == '=') {
+                fprintf(stderr, "clampd mcp: --env wants KEY=VALUE, got '%s'\n", optarg);
+                return 1;
+            }
+            o->env_add[o->n_env++] = optarg;
+            break;
+        case 'p':
+            if (strcmp(optarg, "tofu") == 0)
+                o->pin_mode = PIN_MODE_TOFU;
+            else if (strcmp(optarg, "strict") == 0)
+                o->pin_mode = PIN_MODE_STRICT;
+            else {
+                fprintf(stderr, "clampd mcp: --pin-mode is tofu or strict, not '%s'\n", optarg);
+                return 1;
+            }
+            break;
+        case 'r':
+            if (clampd_parse_long(optarg, 0, 86400 * 7, &o->relist)) {
+                fprintf(stderr, "clampd mcp: --relist-interval wants seconds (0..604800)\n");
+                return 1;
+            }
+            break;
+        default: fputs(usage, stderr); return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "clampd mcp: unexpected argument '%s' (quote the whole downstream"
+                        " command after --downstream)\n", argv[optind]);
+        return 1;
+    }
+    if (!o->downstream) {
+        fprintf(stderr, "clampd mcp: --downstream is required\n\n%s", usage);
+        return 1;
+    }
+    return -1; /* go on */
+}
+
+static int run(struct mcp_opts *o)
+{
+    char **words = NULL, **env = NULL, *err = NULL, *dir = NULL;
+    size_t nwords = 0;
+    struct engine *eng = NULL;
+    int rc = PROXY_EXIT_USAGE;
+
+    if (clampd_split_words(o->downstream, &words, &nwords, &err)) {
+        fprintf(stderr, "clampd mcp: --downstream: %s\n", err ? err : "cannot split");
+        goto out;
+    }
+    dir = cli_state_dir(o->state_dir, true);
+    env = build_env(o->env_add, o->n_env);
+    if (!dir || !env)
+        goto out;
+    struct engine_config ecfg = {dir, o->agent_id, o->pin_mode};
+    if (engine_new(&ecfg, &eng, &err)) {
+        fprintf(stderr, "clampd mcp: %s\n", err ? err : "cannot start the engine");
+        goto out;
+    }
+    struct proxy_config pcfg = {words, env, o->downstream, eng, (unsigned)o->relist, 2000};
+    rc = proxy_run(&pcfg);
+out:
+    engine_free(eng);
+    clampd_free_words(words);
+    free(env);
+    free(dir);
+    free(err);
+    return rc;
+}
+
+int cmd_mcp(int argc, char **argv)
+{
+    struct mcp_opts o = {.relist = 300, .agent_id = "local"};
+    int rc;
+
+    o.env_add = calloc((size_t)argc + 1, sizeof(char *));
+    if (!o.env_add)
+        return 1;
+    rc = parse_opts(argc, argv, &o);
+    if (rc < 0) {
+        clog_set_level(o.verbose >= 2 ? CLOG_DEBUG : o.verbose ? CLOG_INFO : CLOG_WARN);
+        rc = run(&o);
+    }
+    free(o.env_add);
+    return rc;
+}

@@ -1,0 +1,129 @@
+/*
+ * clampd tools: the pins of every server's tools, prompts, templates and instructions.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "engine/engine.h"
+
+static const char usage[] =
+    "Usage: clampd tools list [--json] [--state-dir DIR]\n"
+    "       clampd tools approve SERVER TOOL [--state-dir DIR]\n"
+    "       clampd tools revoke SERVER [TOOL] [--state-dir DIR]\n"
+    "\n"
+    "list     every pin: server (its serverInfo.name), kind, name, status, hash, first and\n"
+    "         last seen. Status 'changed' is a rug pull waiting for review; 'pending' is a\n"
+    "         new tool held back by --pin-mode strict.\n"
+    "approve  accept the new hash of a changed or pending item named TOOL on SERVER\n"
+    "         (takes effect at the next tools/list of running proxies)\n"
+    "revoke   forget the pins of TOOL on SERVER (all of SERVER's pins without TOOL);\n"
+    "         the next listing pins them again as first use\n"
+    "\n"
+    "Options:\n"
+    "  --state-dir DIR   the state directory (default: $XDG_STATE_HOME/clampd, else\n"
+    "                    ~/.local/state/clampd)\n"
+    "  --json            list as JSON Lines, one pin per line\n"
+    "  -h, --help        show this help\n";
+
+static void fmt_time(int64_t ms, char *out, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int print_pin(void *ctx, const struct engine_pin *pin)
+{
+    bool json = *(bool *)ctx;
+    char first[32], last[32];
+
+    if (json) {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:I}", "server",
+                              pin->server, "command", pin->command, "kind", pin->kind, "name",
+                              pin->name, "hash", pin->hash, "pending_hash", pin->pending_hash,
+                              "status", pin->status, "first_seen_ms", (json_int_t)pin->first_seen_ms,
+                              "last_seen_ms", (json_int_t)pin->last_seen_ms);
+        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        if (s)
+            puts(s);
+        free(s);
+        json_decref(o);
+        return s ? 0 : -1;
+    }
+    fmt_time(pin->first_seen_ms, first, sizeof(first));
+    fmt_time(pin->last_seen_ms, last, sizeof(last));
+    printf("%-24s %-17s %-28s %-8s %.16s%s%.16s  %s  %s\n", pin->server[0] ? pin->server : "-",
+           pin->kind, pin->name[0] ? pin->name : "-", pin->status,
+           pin->hash[0] ? pin->hash : "-", pin->pending_hash ? " -> " : "",
+           pin->pending_hash ? pin->pending_hash : "", first, last);
+    return 0;
+}
+
+int cmd_tools(int argc, char **argv)
+{
+    static const struct option longs[] = {{"state-dir", required_argument, NULL, 's'},
+                                          {"json", no_argument, NULL, 'j'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    const char *state = NULL, *sub;
+    bool json = false;
+    char *dir = NULL, *err = NULL;
+    int c, rc = 1;
+
+    while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+        if (c == 's')
+            state = optarg;
+        else if (c == 'j')
+            json = true;
+        else if (c == 'h') {
+            fputs(usage, stdout);
+            return 0;
+        } else {
+            fputs(usage, stderr);
+            return 1;
+        }
+    }
+    sub = optind < argc ? argv[optind++] : NULL;
+    if (!sub) {
+        fputs(usage, stderr);
+        return 1;
+    }
+    dir = cli_state_dir(state, true);
+    if (!dir)
+        return 1;
+    if (strcmp(sub, "list") == 0 && optind == argc) {
+        if (!json)
+            printf("%-24s %-17s %-28s %-8s %-16s  %-20s  %s\n", "SERVER", "KIND", "NAME",
+                   "STATUS", "HASH", "FIRST SEEN", "LAST SEEN");
+        rc = engine_pins_each(dir, print_pin, &json, &err) ? 1 : 0;
+    } else if (strcmp(sub, "approve") == 0 && argc - optind == 2) {
+        int n = engine_pins_approve(dir, argv[optind], argv[optind + 1], &err);
+        if (n == 0)
+            fprintf(stderr, "clampd tools: nothing to approve for '%s' on server '%s'\n",
+                    argv[optind + 1], argv[optind]);
+        else if (n > 0)
+            printf("approved %d pin%s of '%s' on server '%s'\n", n, n == 1 ? "" : "s",
+                   argv[optind + 1], argv[optind]);
+        rc = n > 0 ? 0 : 1;
+    } else if (strcmp(sub, "revoke") == 0 && (argc - optind == 1 || argc - optind == 2)) {
+        const char *name = argc - optind == 2 ? argv[optind + 1] : NULL;
+        int n = engine_pins_revoke(dir, argv[optind], name, &err);
+        if (n >= 0)
+            printf("revoked %d pin%s\n", n, n == 1 ? "" : "s");
+        rc = n > 0 ? 0 : 1;
+    } else {
+        fputs(usage, stderr);
+    }
+    if (err)
+        fprintf(stderr, "clampd tools: %s\n", err);
+    free(err);
+    free(dir);
+    return rc;
+}

@@ -1,0 +1,47 @@
+/*
+ * clampd: a security gateway for the Model Context Protocol.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/core.h"
+
+static const char usage[] =
+    "Usage: clampd <command> [options]\n"
+    "\n"
+    "A security gateway for the Model Context Protocol (MCP).\n"
+    "\n"
+    "Commands:\n"
+    "  mcp      run as a stdio MCP server in front of a downstream MCP server\n"
+    "           (clampd mcp --downstream \"npx -y @modelcontextprotocol/server-filesystem /tmp\")\n"
+    "  tools    list, approve or revoke pinned tool contract hashes\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help     show this help\n"
+    "  --version      print the version\n"
+    "\n"
+    "Run 'clampd <command> --help' for a command's options.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 1;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("clampd %s\n", CLAMPD_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "mcp") == 0)
+        return cmd_mcp(argc - 1, argv + 1);
+    if (strcmp(argv[1], "tools") == 0)
+        return cmd_tools(argc - 1, argv + 1);
+    fprintf(stderr, "clampd: unknown command '%s'\n\n%s", argv[1], usage);
+    return 1;
+}

@@ -1,0 +1,102 @@
+/*
+ * decide: the verdict on one tools/call, and the denial the client sees.
+ *
+ * This issue's pipeline has the descriptor stage: the tool must be in the session's
+ * current tool set with a hash equal to its pin. Later stages (rules, policy, tokens)
+ * plug in after it; every stage fills the same struct engine_verdict.
+ */
+#include "engine/engine-int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void set_deny(struct engine_verdict *v, const char *code, double risk, const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
+
+static void set_deny(struct engine_verdict *v, const char *code, double risk, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    v->verdict = VERDICT_DENY;
+    v->risk = risk;
+    snprintf(v->error_code, sizeof(v->error_code), "%s", code);
+    n = snprintf(v->reason, sizeof(v->reason), "%s: ", code);
+    va_start(ap, fmt);
+    if (n > 0 && (size_t)n < sizeof(v->reason))
+        vsnprintf(v->reason + n, sizeof(v->reason) - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+/* Stage 3: the call's tool must be listed in this session and match its pin. */
+static void check_descriptor(const struct engine_session *s, const char *tool,
+                             struct engine_verdict *v)
+{
+    json_t *entry = json_object_get(s->tools, tool);
+    const char *srv = s->server[0] ? s->server : "(unnamed)";
+    const char *hash = json_string_value(json_object_get(entry, "hash"));
+    const char *pinned = json_string_value(json_object_get(entry, "pinned"));
+
+    if (!entry || !hash || !pinned) {
+        set_deny(v, "unknown_tool", 1.0,
+                 "tool '%s' is not in this session's tool list from server '%s'; only tools the"
+                 " server listed (tools/list) can be called", tool, srv);
+        return;
+    }
+    switch (json_integer_value(json_object_get(entry, "state"))) {
+    case TOOL_OK:
+        if (strcmp(hash, pinned) == 0) {
+            v->verdict = VERDICT_ALLOW;
+            v->risk = 0.0;
+            return;
+        }
+        /* a set entry whose hash is not its pin is never callable */
+        __attribute__((fallthrough));
+    case TOOL_CHANGED:
+        set_deny(v, "descriptor_hash_mismatch", 1.0,
+                 "tool '%s' was called with hash %s but its pinned hash is %s: its description"
+                 " or input schema changed since it was first seen (possible rug pull). Review"
+                 " it, then approve with: clampd tools approve '%s' '%s'",
+                 tool, hash, pinned, srv, tool);
+        return;
+    default:
+        set_deny(v, "tool_not_approved", 1.0,
+                 "tool '%s' (hash %s) is new on server '%s' and strict pin mode holds new tools"
+                 " until approved: clampd tools approve '%s' '%s'", tool, hash, srv, srv, tool);
+        return;
+    }
+}
+
+int engine_decide(struct engine_session *s, const json_t *params, struct engine_verdict *out)
+{
+    const char *tool = json_string_value(json_object_get(params, "name"));
+    json_t *args = json_object_get(params, "arguments");
+
+    memset(out, 0, sizeof(*out));
+    out->verdict = VERDICT_DENY;
+    clampd_random_hex(out->request_id, ENGINE_REQID_LEN / 2);
+    if (!json_is_object(params) || !tool) {
+        set_deny(out, "invalid_request", 1.0, "tools/call has no tool name (params.name)");
+        return 0;
+    }
+    if (args && !json_is_object(args) && !json_is_null(args)) {
+        set_deny(out, "invalid_arguments", 1.0, "tools/call arguments must be a JSON object");
+        return 0;
+    }
+    check_descriptor(s, tool, out);
+    return 0;
+}
+
+json_t *engine_denial_result(const struct engine_verdict *v, const char *tool)
+{
+    char text[ENGINE_REASON_MAX + 512];
+
+    snprintf(text, sizeof(text),
+             "[clampd] Tool call '%s' was BLOCKED.\nReason: %s\nRisk score: %.2f\nRequest ID: %s",
+             tool ? tool : "", v->reason, v->risk, v->request_id);
+    return json_pack("{s:[{s:s, s:s}], s:b, s:{s:{s:s, s:[], s:f, s:s}}}",
+                     "content", "type", "text", "text", text,
+                     "isError", 1,
+                     "_meta", "clampd/denial", "error_code", v->error_code, "rule_ids", "risk",
+                     v->risk, "request_id", v->request_id);
+}

@@ -1,0 +1,249 @@
+/*
+ * discover: hash, pin, annotate and filter what a server offers the model.
+ *
+ *   tools/list page ─▶ for each tool: contract hash ─▶ pin check ─┬─ match/new: annotate, offer
+ *                                                                  ├─ changed:   withhold (rug pull)
+ *                                                                  └─ held:      withhold (strict)
+ *   every tool seen, offered or not, is recorded in the session's tool set, so that a
+ *   call to a withheld tool gets its typed denial rather than "unknown".
+ */
+#include "engine/engine-int.h"
+
+#include <string.h>
+
+/* Learns once per server identity whether the server had pins before this session: in
+ * strict mode only tools new to an already pinned server are held. */
+static int ensure_known(struct engine_session *s)
+{
+    bool known = false;
+    int rc;
+
+    if (s->known_server >= 0)
+        return 0;
+    rc = engine__pins_server_known(&s->engine->pins, s->command, s->server, &known);
+    if (rc)
+        return rc;
+    s->known_server = known ? 1 : 0;
+    return 0;
+}
+
+static enum tool_state state_of(enum pin_outcome o)
+{
+    switch (o) {
+    case PIN_OUT_MATCH:
+    case PIN_OUT_NEW:
+        return TOOL_OK;
+    case PIN_OUT_NEW_HELD:
+        return TOOL_HELD;
+    default:
+        return TOOL_CHANGED;
+    }
+}
+
+static void log_outcome(const struct engine_session *s, const char *kind, const char *name,
+                        enum pin_outcome o, const char *hash, const char *pinned)
+{
+    const char *srv = s->server[0] ? s->server : "(unnamed)";
+
+    switch (o) {
+    case PIN_OUT_NEW:
+        if (s->known_server == 1)
+            clog_warn("new %s '%s' appeared on server '%s', which already had pins; pinned %.16s",
+                      kind, name, srv, hash);
+        else
+            clog_info("pinned %s '%s' of server '%s': %.16s", kind, name, srv, hash);
+        break;
+    case PIN_OUT_NEW_HELD:
+        clog_warn("new %s '%s' on server '%s' held back until approved (strict pin mode):"
+                  " clampd tools approve '%s' '%s'", kind, name, srv, srv, name);
+        break;
+    case PIN_OUT_CHANGED:
+        clog_warn("RUG PULL: %s '%s' of server '%s' changed: pinned %s, now %s; withheld"
+                  " (review, then: clampd tools approve '%s' '%s')",
+                  kind, name, srv, pinned, hash, srv, name);
+        break;
+    default:
+        break;
+    }
+}
+
+static int check_pin(struct engine_session *s, const char *kind, const char *name,
+                     const char *hash, enum pin_outcome *o, char pinned[CJSON_HEX_LEN + 1])
+{
+    bool hold = s->engine->pin_mode == PIN_MODE_STRICT && s->known_server == 1;
+    int rc = engine__pins_check(&s->engine->pins, s->command, s->server, kind, name, hash, hold,
+                                o, pinned);
+    if (rc)
+        clog_error("pin store: %s", sqlite3_errmsg(s->engine->pins.db));
+    else
+        log_outcome(s, kind, name, *o, hash, pinned);
+    return rc;
+}
+
+static int annotate(json_t *item, const char *hash)
+{
+    json_t *meta = json_object_get(item, "_meta");
+
+    if (!json_is_object(meta)) {
+        meta = json_object();
+        if (!meta || json_object_set_new(item, "_meta", meta))
+            return ERR_NOMEM;
+    }
+    return json_object_set_new(meta, "clampd/contract_hash", json_string(hash)) ? ERR_NOMEM : 0;
+}
+
+static int record_tool(json_t *set, const char *name, const char *hash, const char *pinned,
+                       enum tool_state st)
+{
+    json_t *entry = json_pack("{s:s, s:s, s:i}", "hash", hash, "pinned", pinned, "state", (int)st);
+    if (!entry || json_object_set_new(set, name, entry))
+        return ERR_NOMEM;
+    return 0;
+}
+
+/* Processes one tool; *keep says whether it stays in the list offered to the client. */
+static int discover_one(struct engine_session *s, json_t *set, json_t *tool,
+                        struct engine_discovery *rep, bool *keep)
+{
+    const char *name = json_string_value(json_object_get(tool, "name"));
+    char hash[CJSON_HEX_LEN + 1], pinned[CJSON_HEX_LEN + 1];
+    enum pin_outcome o;
+    int rc;
+
+    *keep = false;
+    if (!json_is_object(tool) || !name || json_object_get(set, name)) {
+        /* SECURITY: a nameless entry or a second tool of the same name could show the
+         * model one description while the server runs another: never offered. */
+        clog_warn("tools/list entry withheld: %s", name ? "duplicate tool name" : "no name");
+        rep->invalid++;
+        return 0;
+    }
+    rc = cjson_contract_hash(name, json_object_get(tool, "description"),
+                             json_object_get(tool, "inputSchema"), hash);
+    if (!rc)
+        rc = check_pin(s, "tool", name, hash, &o, pinned);
+    if (!rc)
+        rc = record_tool(set, name, hash, pinned, state_of(o));
+    if (rc)
+        return rc;
+    rep->new_pins += o == PIN_OUT_NEW;
+    rep->changed += o == PIN_OUT_CHANGED;
+    rep->held += o == PIN_OUT_NEW_HELD;
+    if (state_of(o) != TOOL_OK)
+        return 0;
+    *keep = true;
+    return annotate(tool, hash);
+}
+
+int engine_discover_tools(struct engine_session *s, json_t *result, bool first_page,
+                          struct engine_discovery *rep)
+{
+    json_t *tools = json_object_get(result, "tools");
+    json_t *set = NULL;
+    int rc = ERR_PARSE;
+
+    memset(rep, 0, sizeof(*rep));
+    if (!json_is_array(tools) || json_array_size(tools) > CLAMPD_MAX_TOOLS)
+        goto out;
+    rc = ensure_known(s);
+    if (rc)
+        goto out;
+    set = first_page ? json_object() : json_deep_copy(s->tools);
+    rc = ERR_NOMEM;
+    if (!set)
+        goto out;
+    for (size_t i = 0; i < json_array_size(tools);) {
+        bool keep;
+        rep->listed++;
+        rc = discover_one(s, set, json_array_get(tools, i), rep, &keep);
+        if (rc)
+            goto out;
+        if (keep)
+            i++, rep->offered++;
+        else
+            json_array_remove(tools, i);
+    }
+    json_decref(s->tools);
+    s->tools = set;
+    set = NULL;
+    rc = 0;
+out:
+    json_decref(set);
+    return rc;
+}
+
+int engine_discover_instructions(struct engine_session *s, json_t *init_result)
+{
+    json_t *ins = json_object_get(init_result, "instructions");
+    struct dbuf canon;
+    char hash[CJSON_HEX_LEN + 1], pinned[CJSON_HEX_LEN + 1];
+    enum pin_outcome o;
+    int rc;
+
+    if (!ins)
+        return 0;
+    dbuf_init(&canon, CLAMPD_MAX_CANONICAL);
+    rc = ensure_known(s);
+    if (!rc)
+        rc = cjson_canonical(ins, &canon);
+    if (!rc) {
+        cjson_sha256_hex(canon.ptr, canon.len, hash);
+        rc = check_pin(s, "instructions", "", hash, &o, pinned);
+    }
+    if (!rc && state_of(o) != TOOL_OK)
+        json_object_del(init_result, "instructions");
+    dbuf_free(&canon);
+    return rc;
+}
+
+/* The hash of a prompt or resource template: canonical JSON of the whole item without its
+ * _meta (which servers may fill per response). */
+static int item_hash(json_t *item, char hash[CJSON_HEX_LEN + 1])
+{
+    json_t *copy = json_copy(item);
+    struct dbuf canon;
+    int rc = ERR_NOMEM;
+
+    dbuf_init(&canon, CLAMPD_MAX_CANONICAL);
+    if (copy) {
+        json_object_del(copy, "_meta");
+        rc = cjson_canonical(copy, &canon);
+    }
+    if (!rc)
+        cjson_sha256_hex(canon.ptr, canon.len, hash);
+    json_decref(copy);
+    dbuf_free(&canon);
+    return rc;
+}
+
+int engine_discover_items(struct engine_session *s, json_t *result, const char *array_key,
+                          const char *kind, unsigned *withheld)
+{
+    json_t *items = json_object_get(result, array_key);
+    int rc;
+
+    *withheld = 0;
+    if (!json_is_array(items))
+        return ERR_PARSE;
+    rc = ensure_known(s);
+    for (size_t i = 0; !rc && i < json_array_size(items);) {
+        json_t *item = json_array_get(items, i);
+        const char *name = json_string_value(json_object_get(item, "name"));
+        char hash[CJSON_HEX_LEN + 1], pinned[CJSON_HEX_LEN + 1];
+        enum pin_outcome o;
+
+        if (!name)
+            name = json_string_value(json_object_get(item, "uriTemplate"));
+        rc = name ? item_hash(item, hash) : ERR_PARSE;
+        if (!rc)
+            rc = check_pin(s, kind, name, hash, &o, pinned);
+        if (!rc && state_of(o) == TOOL_OK) {
+            rc = annotate(item, hash);
+            i++;
+        } else if (!rc) {
+            json_array_remove(items, i);
+            (*withheld)++;
+        }
+    }
+    return rc;
+}

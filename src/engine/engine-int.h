@@ -1,0 +1,52 @@
+/* engine internals shared between the engine's files; not for other modules. */
+#ifndef CLAMPD_ENGINE_INT_H
+#define CLAMPD_ENGINE_INT_H
+
+#include <sqlite3.h>
+
+#include "engine/engine.h"
+
+enum pin_outcome {
+    PIN_OUT_MATCH = 0,   /* hash equals the pin */
+    PIN_OUT_NEW,         /* first seen: pinned now */
+    PIN_OUT_NEW_HELD,    /* first seen on a known server in strict mode: held for approval */
+    PIN_OUT_CHANGED,     /* differs from the pin: a rug pull until approved */
+};
+
+struct engine__pins {
+    sqlite3 *db;
+    sqlite3_stmt *get, *insert, *update_seen, *mark;
+};
+
+struct engine {
+    char *state_dir;
+    char *agent_id;
+    enum pin_mode pin_mode;
+    struct engine__pins pins;
+};
+
+enum tool_state { TOOL_OK = 0, TOOL_CHANGED, TOOL_HELD };
+
+struct engine_session {
+    struct engine *engine;
+    char *command;
+    char *server;          /* serverInfo.name, "" until known */
+    json_t *tools;         /* name -> {"hash": s, "pinned": s, "state": i}, withheld ones too */
+    int known_server;      /* -1 unknown yet, 0 no pins before this session, 1 had pins */
+};
+
+int engine__pins_open(struct engine__pins *p, const char *path, bool create, char **errmsg);
+void engine__pins_close(struct engine__pins *p);
+/* Has the (command, server) pair any pin at all? */
+int engine__pins_server_known(struct engine__pins *p, const char *command, const char *server,
+                              bool *known);
+/* Checks hash against the pin of (command, server, kind, name), pinning first use.
+ * pinned receives the approved hash ("" for a new held item). */
+int engine__pins_check(struct engine__pins *p, const char *command, const char *server,
+                       const char *kind, const char *name, const char *hash, bool hold_new,
+                       enum pin_outcome *out, char pinned[CJSON_HEX_LEN + 1]);
+
+/* Formats "pins.db" inside dir; returns a malloc'd path or NULL. */
+char *engine__path(const char *dir, const char *file);
+
+#endif

@@ -1,0 +1,99 @@
+/*
+ * engine: construction of the shared engine and of per-session state.
+ */
+#include "engine/engine-int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int engine_new(const struct engine_config *cfg, struct engine **out, char **errmsg)
+{
+    struct engine *e = calloc(1, sizeof(*e));
+    char *path = NULL;
+    int rc = ERR_NOMEM;
+
+    *out = NULL;
+    if (!e)
+        goto out;
+    e->state_dir = strdup(cfg->state_dir);
+    e->agent_id = strdup(cfg->agent_id ? cfg->agent_id : "local");
+    path = engine__path(cfg->state_dir, "pins.db");
+    if (!e->state_dir || !e->agent_id || !path)
+        goto out;
+    e->pin_mode = cfg->pin_mode;
+    rc = engine__pins_open(&e->pins, path, true, errmsg);
+    if (rc)
+        goto out;
+    *out = e;
+    e = NULL;
+out:
+    free(path);
+    engine_free(e);
+    return rc;
+}
+
+void engine_free(struct engine *e)
+{
+    if (!e)
+        return;
+    engine__pins_close(&e->pins);
+    free(e->state_dir);
+    free(e->agent_id);
+    free(e);
+}
+
+struct engine_session *engine_session_new(struct engine *e, const char *command)
+{
+    struct engine_session *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return NULL;
+    s->engine = e;
+    s->command = strdup(command);
+    s->server = strdup("");
+    s->tools = json_object();
+    s->known_server = -1;
+    if (!s->command || !s->server || !s->tools) {
+        engine_session_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void engine_session_free(struct engine_session *s)
+{
+    if (!s)
+        return;
+    free(s->command);
+    free(s->server);
+    json_decref(s->tools);
+    free(s);
+}
+
+void engine_session_set_server(struct engine_session *s, const char *server_name)
+{
+    char *copy = strdup(server_name ? server_name : "");
+
+    if (!copy)
+        return; /* keeps the old identity; pins stay keyed consistently */
+    free(s->server);
+    s->server = copy;
+    s->known_server = -1;
+}
+
+const char *engine_session_server(const struct engine_session *s) { return s->server; }
+
+void engine_session_clear_tools(struct engine_session *s) { json_object_clear(s->tools); }
+
+int engine_session_tools_digest(const struct engine_session *s, char hex[CJSON_HEX_LEN + 1])
+{
+    struct dbuf canon;
+    int rc;
+
+    dbuf_init(&canon, CLAMPD_MAX_CANONICAL);
+    rc = cjson_canonical(s->tools, &canon);
+    if (!rc)
+        cjson_sha256_hex(canon.ptr, canon.len, hex);
+    dbuf_free(&canon);
+    return rc;
+}

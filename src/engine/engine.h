@@ -1,0 +1,138 @@
+/*
+ * engine: the stages of a call's life, with no knowledge of transports.
+ *
+ *   tools/list result ──engine_discover_tools()──▶ hashed, pinned, annotated, withheld
+ *   tools/call        ──engine_decide()──────────▶ verdict (+ typed denial)
+ *
+ * struct engine is built once (configuration, pin store) and shared by reference;
+ * struct engine_session is one MCP session's private state (its server identity and
+ * its current tool set). The proxy (or the gateway) owns both.
+ */
+#ifndef CLAMPD_ENGINE_H
+#define CLAMPD_ENGINE_H
+
+#include <jansson.h>
+
+#include "core/core.h"
+#include "json/json.h"
+
+/* SECURITY: the zero value denies, so a verdict nobody set is a DENY. */
+enum verdict { VERDICT_DENY = 0, VERDICT_FLAG = 1, VERDICT_ALLOW = 2 };
+
+enum pin_mode {
+    PIN_MODE_TOFU = 0,  /* first use pins; a new tool on a known server is pinned and reported */
+    PIN_MODE_STRICT = 1 /* a new tool on a known server is held back until approved */
+};
+
+struct engine_config {
+    const char *state_dir;  /* holds pins.db; must exist */
+    const char *agent_id;   /* the local agent's id */
+    enum pin_mode pin_mode;
+};
+
+struct engine;
+struct engine_session;
+
+/* Opens the pin store in cfg->state_dir. On failure returns a negative enum clampd_err and
+ * a malloc'd message in *errmsg (caller frees). The engine copies what it keeps of cfg. */
+int engine_new(const struct engine_config *cfg, struct engine **out, char **errmsg);
+void engine_free(struct engine *e);
+
+/* A session for the downstream started with command (the identity pins are keyed by, with
+ * the server's own name once known). Returns NULL on allocation failure. */
+struct engine_session *engine_session_new(struct engine *e, const char *command);
+void engine_session_free(struct engine_session *s);
+
+/* Records serverInfo.name from the initialize result (NULL or "" if it has none). */
+void engine_session_set_server(struct engine_session *s, const char *server_name);
+const char *engine_session_server(const struct engine_session *s);
+
+/* ---- discover ---- */
+
+struct engine_discovery {
+    unsigned listed;    /* tools in this page */
+    unsigned offered;   /* tools passed on to the client */
+    unsigned new_pins;  /* tools pinned for the first time */
+    unsigned changed;   /* tools whose hash differs from the pin (rug pulls): withheld */
+    unsigned held;      /* new tools held back by strict pin mode: withheld */
+    unsigned invalid;   /* entries that are not a tool (no string name): withheld */
+    bool set_changed;   /* the session's tool set differs from what it was before */
+};
+
+/* Processes one page of a tools/list result in place: computes each tool's contract hash,
+ * checks and records its pin, adds _meta["clampd/contract_hash"], removes tools that must
+ * be withheld, and records the offered tools as the session's current tool set (a first
+ * page, i.e. a listing requested without a cursor, replaces the set; later pages extend
+ * it). result must be the JSON-RPC "result" object. Returns 0, or a negative error when the
+ * result is malformed or the pin store fails: SECURITY: the caller must then not pass the
+ * result on. */
+int engine_discover_tools(struct engine_session *s, json_t *result, bool first_page,
+                          struct engine_discovery *rep);
+
+/* Drops the session's tool set: after a failed re-listing nothing is callable until the
+ * next successful listing. */
+void engine_session_clear_tools(struct engine_session *s);
+
+/* A digest of the session's tool set (names, hashes, states): equal digests mean the set
+ * did not change. Returns 0 or a negative error. */
+int engine_session_tools_digest(const struct engine_session *s, char hex[CJSON_HEX_LEN + 1]);
+
+/* Pins the other things a server offers the model: the initialize result's
+ * "instructions" (kind "instructions"), and pages of prompts/list ("prompts", kind
+ * "prompt") and resources/templates/list ("resourceTemplates", kind "resource_template").
+ * Changed items are removed from result (withheld) and logged. Returns 0 or a negative
+ * error (the caller must then not pass the result on). */
+int engine_discover_instructions(struct engine_session *s, json_t *init_result);
+int engine_discover_items(struct engine_session *s, json_t *result, const char *array_key,
+                          const char *kind, unsigned *withheld);
+
+/* ---- decide ---- */
+
+#define ENGINE_CODE_MAX 48
+#define ENGINE_REASON_MAX 1024
+#define ENGINE_REQID_LEN 32
+
+struct engine_verdict {
+    enum verdict verdict;
+    char error_code[ENGINE_CODE_MAX];   /* "" on allow, else e.g. "descriptor_hash_mismatch" */
+    char reason[ENGINE_REASON_MAX];     /* one line a person can act on */
+    double risk;                        /* 0..1 */
+    char request_id[ENGINE_REQID_LEN + 1];
+};
+
+/* Decides one tools/call. params is the request's "params" (may be NULL). Fills out;
+ * every path through it, including internal errors, yields a verdict (DENY on error).
+ * Returns 0, or a negative error that was turned into a DENY in out. */
+int engine_decide(struct engine_session *s, const json_t *params, struct engine_verdict *out);
+
+/* Builds the CallToolResult of a denial (shared/DESIGN.md §3): isError, one text item
+ * starting "[clampd] Tool call '<tool>' was BLOCKED.", and _meta["clampd/denial"].
+ * Returns a new reference, or NULL on allocation failure. */
+json_t *engine_denial_result(const struct engine_verdict *v, const char *tool);
+
+/* ---- pins, for the `clampd tools` commands ---- */
+
+struct engine_pin {
+    const char *command;
+    const char *server;
+    const char *kind;
+    const char *name;
+    const char *hash;          /* the approved hash */
+    const char *pending_hash;  /* the changed or not yet approved hash, or NULL */
+    const char *status;        /* "pinned", "changed" or "pending" */
+    int64_t first_seen_ms, last_seen_ms;
+};
+
+typedef int (*engine_pin_fn)(void *ctx, const struct engine_pin *pin);
+
+/* Opens the pin store of state_dir without creating anything (for the CLI). */
+int engine_pins_each(const char *state_dir, engine_pin_fn fn, void *ctx, char **errmsg);
+/* Accepts the pending hash of server/name (all kinds with that name; tools by default).
+ * Returns the number of pins changed (>= 0) or a negative error. */
+int engine_pins_approve(const char *state_dir, const char *server, const char *name,
+                        char **errmsg);
+/* Removes the pins of server/name; name NULL removes all of the server's pins. */
+int engine_pins_revoke(const char *state_dir, const char *server, const char *name,
+                       char **errmsg);
+
+#endif

@@ -1,0 +1,477 @@
+/*
+ * peek: validate one JSON text and pick out the top-level JSON-RPC members without
+ * building a tree. A scanner over (pointer, end) that never allocates, in the manner of
+ * h2o's picohttpparser: every step checks the end before reading.
+ */
+#include "jsonrpc/jsonrpc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct scan {
+    const char *p;
+    const char *end;
+};
+
+static void skip_ws(struct scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int read_hex4(const char *p, const char *end, unsigned *out)
+{
+    unsigned v = 0;
+    if (end - p < 4)
+        return ERR_PARSE;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(p[i]);
+        if (h < 0)
+            return ERR_PARSE;
+        v = v << 4 | (unsigned)h;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence at p (2..4), or 0 if invalid (overlong, surrogate,
+ * out of range, truncated). */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = p[0];
+    size_t n;
+    unsigned cp, min;
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2, cp = c & 0x1f, min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3, cp = c & 0x0f, min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4, cp = c & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if ((size_t)(end - p) < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* Validates a string starting at the opening quote; on success s->p is past the closing
+ * quote and *escaped says whether any backslash escape occurred. */
+static int scan_string(struct scan *s, bool *escaped)
+{
+    const unsigned char *p = (const unsigned char *)s->p + 1;
+    const unsigned char *end = (const unsigned char *)s->end;
+
+    *escaped = false;
+    while (p < end) {
+        unsigned c = *p;
+        if (c == '"') {
+            s->p = (const char *)p + 1;
+            return 0;
+        }
+        if (c < 0x20)
+            return ERR_PARSE;
+        if (c == '\\') {
+            unsigned u;
+            *escaped = true;
+            if (++p >= end)
+                return ERR_PARSE;
+            if (*p == 'u') {
+                if (read_hex4((const char *)p + 1, (const char *)end, &u))
+                    return ERR_PARSE;
+                p += 5;
+            } else if (strchr("\"\\/bfnrt", *p) && *p) {
+                p++;
+            } else {
+                return ERR_PARSE;
+            }
+        } else if (c < 0x80) {
+            p++;
+        } else {
+            size_t n = utf8_seq(p, end);
+            if (!n)
+                return ERR_PARSE;
+            p += n;
+        }
+    }
+    return ERR_PARSE;
+}
+
+static bool is_digit(const struct scan *s) { return s->p < s->end && *s->p >= '0' && *s->p <= '9'; }
+
+static int scan_number(struct scan *s)
+{
+    if (s->p < s->end && *s->p == '-')
+        s->p++;
+    if (!is_digit(s))
+        return ERR_PARSE;
+    if (*s->p == '0')
+        s->p++;
+    else
+        while (is_digit(s))
+            s->p++;
+    if (s->p < s->end && *s->p == '.') {
+        s->p++;
+        if (!is_digit(s))
+            return ERR_PARSE;
+        while (is_digit(s))
+            s->p++;
+    }
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+            s->p++;
+        if (!is_digit(s))
+            return ERR_PARSE;
+        while (is_digit(s))
+            s->p++;
+    }
+    return 0;
+}
+
+static int scan_literal(struct scan *s, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0)
+        return ERR_PARSE;
+    s->p += n;
+    return 0;
+}
+
+static int scan_value(struct scan *s, int depth);
+
+/* Scans '{...}' or '[...]' starting at the opening bracket. */
+static int scan_container(struct scan *s, int depth)
+{
+    char close = *s->p == '{' ? '}' : ']';
+    bool object = close == '}';
+    bool escaped;
+
+    if (depth >= CLAMPD_MAX_JSON_DEPTH)
+        return ERR_PARSE;
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        if (object) {
+            skip_ws(s);
+            if (s->p >= s->end || *s->p != '"' || scan_string(s, &escaped))
+                return ERR_PARSE;
+            skip_ws(s);
+            if (s->p >= s->end || *s->p != ':')
+                return ERR_PARSE;
+            s->p++;
+        }
+        if (scan_value(s, depth + 1))
+            return ERR_PARSE;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return ERR_PARSE;
+        if (*s->p == close) {
+            s->p++;
+            return 0;
+        }
+        if (*s->p != ',')
+            return ERR_PARSE;
+        s->p++;
+    }
+}
+
+static int scan_value(struct scan *s, int depth)
+{
+    bool escaped;
+
+    skip_ws(s);
+    if (s->p >= s->end)
+        return ERR_PARSE;
+    switch (*s->p) {
+    case '{':
+    case '[':
+        return scan_container(s, depth);
+    case '"':
+        return scan_string(s, &escaped);
+    case 't':
+        return scan_literal(s, "true");
+    case 'f':
+        return scan_literal(s, "false");
+    case 'n':
+        return scan_literal(s, "null");
+    default:
+        return scan_number(s);
+    }
+}
+
+/* Appends the UTF-8 encoding of cp to out[*n] within cap; returns false when full. */
+static bool put_utf8(char *out, size_t cap, size_t *n, unsigned cp)
+{
+    char tmp[4];
+    size_t k;
+
+    if (cp < 0x80) {
+        tmp[0] = (char)cp, k = 1;
+    } else if (cp < 0x800) {
+        tmp[0] = (char)(0xc0 | cp >> 6), tmp[1] = (char)(0x80 | (cp & 0x3f)), k = 2;
+    } else if (cp < 0x10000) {
+        tmp[0] = (char)(0xe0 | cp >> 12), tmp[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        tmp[2] = (char)(0x80 | (cp & 0x3f)), k = 3;
+    } else {
+        tmp[0] = (char)(0xf0 | cp >> 18), tmp[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+        tmp[2] = (char)(0x80 | (cp >> 6 & 0x3f)), tmp[3] = (char)(0x80 | (cp & 0x3f)), k = 4;
+    }
+    if (*n + k >= cap)
+        return false;
+    memcpy(out + *n, tmp, k);
+    *n += k;
+    return true;
+}
+
+/* Decodes an already validated string token (with quotes) into out (NUL-terminated).
+ * Returns the decoded length, or -1 if it does not fit in cap-1 bytes. Lone surrogates
+ * decode to U+FFFD, as jansson and JavaScript engines treat them differently anyway. */
+static long decode_string(const char *tok, size_t toklen, char *out, size_t cap)
+{
+    const char *p = tok + 1, *end = tok + toklen - 1;
+    size_t n = 0;
+
+    while (p < end) {
+        unsigned cp;
+        if (*p != '\\') {
+            if (n + 1 >= cap)
+                return -1;
+            out[n++] = *p++;
+            continue;
+        }
+        p++;
+        switch (*p) {
+        case 'b': cp = '\b'; break;
+        case 'f': cp = '\f'; break;
+        case 'n': cp = '\n'; break;
+        case 'r': cp = '\r'; break;
+        case 't': cp = '\t'; break;
+        case 'u':
+            read_hex4(p + 1, end, &cp);
+            p += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff && end - p >= 7 && p[1] == '\\' && p[2] == 'u') {
+                unsigned lo;
+                if (!read_hex4(p + 3, end, &lo) && lo >= 0xdc00 && lo <= 0xdfff) {
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                    p += 6;
+                }
+            }
+            if (cp >= 0xd800 && cp <= 0xdfff)
+                cp = 0xfffd;
+            break;
+        default: cp = (unsigned char)*p; break;
+        }
+        p++;
+        if (!put_utf8(out, cap, &n, cp))
+            return -1;
+    }
+    out[n] = '\0';
+    return (long)n;
+}
+
+enum member { M_ID, M_METHOD, M_PARAMS, M_RESULT, M_ERROR, M_OTHER };
+
+static enum member member_of(const char *key, size_t n)
+{
+    static const char *const names[] = {"\"id\"", "\"method\"", "\"params\"", "\"result\"",
+                                        "\"error\""};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == n && memcmp(names[i], key, n) == 0)
+            return (enum member)i;
+    return M_OTHER;
+}
+
+/* Records one top-level member; false when the message must be treated as invalid. */
+static bool note_member(struct jrpc_peek *out, unsigned *seen, enum member m, const char *v,
+                        size_t vn, bool key_escaped)
+{
+    /* SECURITY: an escaped key such as "\u006dethod" is the same key to the peer; we do not
+     * decode keys, so treat any escaped top-level key as invalid rather than guess. */
+    if (key_escaped)
+        return false;
+    if (m == M_OTHER)
+        return true;
+    if (*seen & 1u << m)
+        return false;
+    *seen |= 1u << m;
+    switch (m) {
+    case M_ID:
+        out->id.p = v, out->id.n = vn;
+        out->id_is_null = vn == 4 && memcmp(v, "null", 4) == 0;
+        return *v == '"' || *v == '-' || (*v >= '0' && *v <= '9') || out->id_is_null;
+    case M_METHOD:
+        if (*v != '"')
+            return false;
+        if (decode_string(v, vn, out->method, sizeof(out->method)) < 0) {
+            out->method[0] = '\0';
+            out->method_too_long = true;
+        }
+        return true;
+    case M_PARAMS: out->has_params = true; return true;
+    case M_RESULT: out->has_result = true; return true;
+    case M_ERROR: out->has_error = true; return true;
+    default: return true;
+    }
+}
+
+static int scan_top_object(struct scan *s, struct jrpc_peek *out)
+{
+    unsigned seen = 0;
+    bool valid = true;
+
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        const char *key, *val;
+        bool key_escaped;
+        enum member m;
+
+        skip_ws(s);
+        key = s->p;
+        if (s->p >= s->end || *s->p != '"' || scan_string(s, &key_escaped))
+            return ERR_PARSE;
+        m = member_of(key, (size_t)(s->p - key));
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return ERR_PARSE;
+        s->p++;
+        skip_ws(s);
+        val = s->p;
+        if (scan_value(s, 1))
+            return ERR_PARSE;
+        if (valid && !note_member(out, &seen, m, val, (size_t)(s->p - val), key_escaped))
+            valid = false;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return ERR_PARSE;
+        if (*s->p == '}')
+            break;
+        if (*s->p != ',')
+            return ERR_PARSE;
+        s->p++;
+    }
+    s->p++;
+    if (!valid)
+        return 1;
+    return 0;
+}
+
+static enum jrpc_kind classify(const struct jrpc_peek *out)
+{
+    bool has_method = out->method[0] || out->method_too_long;
+    if (has_method && !out->has_result && !out->has_error)
+        return out->id.p ? JRPC_REQUEST : JRPC_NOTIFICATION;
+    if (!has_method && out->id.p && (out->has_result != out->has_error))
+        return JRPC_RESPONSE;
+    return JRPC_INVALID;
+}
+
+int jrpc_peek(const char *msg, size_t len, struct jrpc_peek *out)
+{
+    struct scan s = {msg, msg + len};
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    skip_ws(&s);
+    if (s.p >= s.end)
+        return ERR_PARSE;
+    if (*s.p == '{') {
+        rc = scan_top_object(&s, out);
+        if (rc < 0)
+            return ERR_PARSE;
+        out->kind = rc == 0 ? classify(out) : JRPC_INVALID;
+    } else {
+        /* SECURITY: a batch is classified element by element by the caller (full parse). */
+        out->kind = *s.p == '[' ? JRPC_BATCH : JRPC_INVALID;
+        if (scan_value(&s, 0))
+            return ERR_PARSE;
+    }
+    skip_ws(&s);
+    if (s.p != s.end)
+        return ERR_PARSE;
+    return 0;
+}
+
+int jrpc_id_key(struct jrpc_slice id, struct dbuf *out)
+{
+    dbuf_reset(out);
+    if (!id.p || id.n == 0 || id.n > CLAMPD_MAX_ID_LEN)
+        return id.n > CLAMPD_MAX_ID_LEN ? ERR_TOO_BIG : ERR_INVAL;
+    if (*id.p == '"') {
+        char tmp[CLAMPD_MAX_ID_LEN + 1];
+        long n = decode_string(id.p, id.n, tmp, sizeof(tmp));
+        if (n < 0)
+            return ERR_TOO_BIG;
+        if (dbuf_addc(out, 's'))
+            return ERR_NOMEM;
+        return dbuf_add(out, tmp, (size_t)n);
+    }
+    if (*id.p == '-' || (*id.p >= '0' && *id.p <= '9')) {
+        char tmp[64];
+        char num[CLAMPD_MAX_ID_LEN + 1];
+        memcpy(num, id.p, id.n);
+        num[id.n] = '\0';
+        snprintf(tmp, sizeof(tmp), "n%.17g", strtod(num, NULL));
+        return dbuf_adds(out, tmp);
+    }
+    return ERR_INVAL;
+}
+
+/* Appends s as a JSON string literal (quotes included). */
+static int emit_json_string(struct dbuf *out, const char *s)
+{
+    int rc = dbuf_addc(out, '"');
+    for (; !rc && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            rc = dbuf_printf(out, "\\%c", c);
+        else if (c < 0x20)
+            rc = dbuf_printf(out, "\\u%04x", c);
+        else
+            rc = dbuf_addc(out, (char)c);
+    }
+    return rc ? rc : dbuf_addc(out, '"');
+}
+
+int jrpc_emit_error(struct dbuf *out, struct jrpc_slice id, int code, const char *message)
+{
+    int rc = dbuf_adds(out, "{\"jsonrpc\":\"2.0\",\"id\":");
+    if (!rc)
+        rc = id.p ? dbuf_add(out, id.p, id.n) : dbuf_adds(out, "null");
+    if (!rc)
+        rc = dbuf_printf(out, ",\"error\":{\"code\":%d,\"message\":", code);
+    if (!rc)
+        rc = emit_json_string(out, message);
+    if (!rc)
+        rc = dbuf_adds(out, "}}\n");
+    return rc;
+}

@@ -1,0 +1,253 @@
+/*
+ * intercept: the messages clampd reads fully and may change.
+ *
+ *   tools/call (client)          engine_decide(): forward untouched, or answer with a denial
+ *   initialize result            server identity; instructions pinned
+ *   tools/list result            engine_discover_tools(): hashed, pinned, annotated, withheld
+ *   prompts/list, resources/templates/list results: pinned, changed items withheld
+ *   notifications/tools/list_changed: clampd re-lists itself first (holding tool calls and
+ *                                the notification), so a changed tool is caught before the
+ *                                client can call it
+ *
+ * SECURITY: anything that cannot be inspected is not passed on: the client gets an error.
+ */
+#include "proxy/proxy-int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RELIST_TIMEOUT_MS 10000
+
+static void hold(struct proxy *p, const char *to, const char *line, size_t len)
+{
+    if (json_array_size(p->held) >= CLAMPD_MAX_HELD_CALLS ||
+        json_array_append_new(p->held, json_pack("{s:s, s:s%}", "to", to, "line", line, len))) {
+        clog_warn("too many messages held during a tool re-listing; one dropped");
+    }
+}
+
+static void answer_result(struct proxy *p, struct jrpc_slice id, json_t *result)
+{
+    json_t *idv = json_loadb(id.p, id.n, JSON_DECODE_ANY, NULL);
+    json_t *msg = json_pack("{s:s, s:o, s:o}", "jsonrpc", "2.0", "id", idv, "result", result);
+
+    if (msg)
+        proxy__to_client_json(p, msg);
+    else
+        proxy__send_error(p, id, JRPC_INTERNAL_ERROR, "clampd: out of memory");
+    json_decref(msg);
+}
+
+void proxy__client_call(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk)
+{
+    json_error_t jerr;
+    json_t *msg = NULL;
+    struct engine_verdict v;
+    const char *tool;
+
+    if (p->relisting) {
+        hold(p, "server", line, len);
+        return;
+    }
+    /* SECURITY: duplicate keys are refused: the downstream must see the call we judged. */
+    msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!msg) {
+        proxy__send_error(p, pk->id, JRPC_INVALID_PARAMS, "clampd: tools/call cannot be inspected"
+                                                          " (duplicate keys or unsupported numbers)");
+        return;
+    }
+    engine_decide(p->session, json_object_get(msg, "params"), &v);
+    tool = json_string_value(json_object_get(json_object_get(msg, "params"), "name"));
+    if (v.verdict == VERDICT_DENY) {
+        clog_warn("denied tools/call '%s' [%s]: %s", tool ? tool : "?", v.request_id, v.reason);
+        answer_result(p, pk->id, engine_denial_result(&v, tool));
+    } else if (proxy__pending_add(p, pk->id, PK_TOOLS_CALL) == 0) {
+        clog_debug("allowed tools/call '%s' [%s]", tool, v.request_id);
+        proxy__to_server(p, line, len);
+    } else {
+        proxy__send_error(p, pk->id, JRPC_INVALID_REQUEST,
+                          "duplicate request id: a request with this id is still pending");
+    }
+    json_decref(msg);
+}
+
+/* Runs the discovery a result needs; returns 0 if it may be passed on (maybe rewritten). */
+static int discover(struct proxy *p, enum pending_kind k, json_t *result, bool *rewritten)
+{
+    struct engine_discovery rep;
+    unsigned withheld = 0;
+    int rc;
+
+    *rewritten = true;
+    switch (k) {
+    case PK_INITIALIZE:
+        p->initialized = true;
+        engine_session_set_server(
+            p->session, json_string_value(json_object_get(json_object_get(result, "serverInfo"),
+                                                          "name")));
+        *rewritten = json_object_get(result, "instructions") != NULL;
+        rc = engine_discover_instructions(p->session, result);
+        if (!rc)
+            proxy__arm_relist_timer(p);
+        return rc;
+    case PK_TOOLS_LIST:
+    case PK_TOOLS_LIST_PAGE:
+        rc = engine_discover_tools(p->session, result, k == PK_TOOLS_LIST, &rep);
+        if (!rc && (rep.changed || rep.held || rep.invalid))
+            clog_warn("tools/list: %u listed, %u offered, %u withheld", rep.listed, rep.offered,
+                      rep.changed + rep.held + rep.invalid);
+        return rc;
+    case PK_PROMPTS_LIST:
+        return engine_discover_items(p->session, result, "prompts", "prompt", &withheld);
+    case PK_TEMPLATES_LIST:
+        return engine_discover_items(p->session, result, "resourceTemplates", "resource_template",
+                                     &withheld);
+    default:
+        *rewritten = false;
+        return 0;
+    }
+}
+
+void proxy__server_answer(struct proxy *p, enum pending_kind k, const char *line, size_t len,
+                          struct jrpc_slice id)
+{
+    json_t *msg;
+    bool rewritten = false;
+    int rc = ERR_PARSE;
+
+    if (k == PK_TOOLS_CALL) {
+        proxy__to_client(p, line, len); /* results are inspected by a later stage */
+        return;
+    }
+    msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+    if (msg && json_is_object(json_object_get(msg, "result")))
+        rc = discover(p, k, json_object_get(msg, "result"), &rewritten);
+    if (rc) {
+        clog_error("cannot inspect the downstream's answer (%s); the client gets an error",
+                   clampd_strerror(rc));
+        proxy__send_error(p, id, JRPC_INTERNAL_ERROR,
+                          "clampd: the downstream's answer could not be inspected and was"
+                          " withheld");
+    } else if (rewritten) {
+        proxy__to_client_json(p, msg);
+    } else {
+        proxy__to_client(p, line, len);
+    }
+    json_decref(msg);
+}
+
+/* ---- re-listing ---- */
+
+static void send_list_request(struct proxy *p, const json_t *cursor)
+{
+    char id[sizeof(p->own_prefix) + 24];
+    json_t *msg;
+
+    snprintf(id, sizeof(id), "%s%llu", p->own_prefix, (unsigned long long)++p->own_seq);
+    msg = json_pack("{s:s, s:s, s:s, s:{}}", "jsonrpc", "2.0", "id", id, "method", "tools/list",
+                    "params");
+    if (msg && cursor)
+        json_object_set(json_object_get(msg, "params"), "cursor", (json_t *)cursor);
+    char *line = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    if (line)
+        proxy__to_server(p, line, strlen(line));
+    else
+        clog_error("cannot build the re-listing request");
+    free(line);
+    json_decref(msg);
+}
+
+void proxy__start_relist(struct proxy *p, const char *notification, size_t len, bool from_timer)
+{
+    if (notification)
+        hold(p, "client", notification, len);
+    if (p->relisting)
+        return;
+    if (!p->initialized || p->stopping) {
+        /* Nothing listed yet: the client's own first tools/list will be inspected. */
+        json_array_clear(p->held);
+        if (notification)
+            proxy__to_client(p, notification, len);
+        return;
+    }
+    if (engine_session_tools_digest(p->session, p->relist_digest))
+        p->relist_digest[0] = '\0';
+    p->relisting = true;
+    p->relist_pages = 0;
+    p->relist_from_timer = from_timer;
+    clog_info("re-listing tools (%s)", from_timer ? "periodic check" : "server said the list changed");
+    send_list_request(p, NULL);
+    proxy__arm_relist_timeout(p, RELIST_TIMEOUT_MS);
+}
+
+/* Ends a re-listing: tells the client if a periodic check found a change, then releases
+ * what was held, in order. */
+static void finish_relist(struct proxy *p)
+{
+    char digest[CJSON_HEX_LEN + 1];
+    json_t *held = p->held;
+    size_t i;
+    json_t *h;
+
+    p->relisting = false;
+    uv_timer_stop(&p->relist_timeout);
+    if (p->relist_from_timer && (engine_session_tools_digest(p->session, digest) ||
+                                 strcmp(digest, p->relist_digest) != 0)) {
+        static const char note[] = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}";
+        clog_warn("periodic re-listing found a changed tool set; telling the client");
+        proxy__to_client(p, note, sizeof(note) - 1);
+    }
+    p->held = json_array();
+    json_array_foreach(held, i, h) {
+        const char *line = json_string_value(json_object_get(h, "line"));
+        size_t len = json_string_length(json_object_get(h, "line"));
+        if (strcmp(json_string_value(json_object_get(h, "to")), "client") == 0)
+            proxy__to_client(p, line, len);
+        else
+            proxy__client_line(p, 0, line, len); /* a held tools/call: decide now */
+    }
+    json_decref(held);
+}
+
+void proxy__own_answer(struct proxy *p, const char *line, size_t len)
+{
+    json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *result = json_object_get(msg, "result");
+    struct engine_discovery rep;
+    json_t *cursor;
+
+    if (!p->relisting) {
+        json_decref(msg);
+        return; /* a late answer after a time-out */
+    }
+    if (!json_is_object(result) ||
+        engine_discover_tools(p->session, result, p->relist_pages == 0, &rep)) {
+        /* SECURITY: we cannot tell what the tools are now: none is callable until the
+         * next successful listing. */
+        clog_error("re-listing tools failed; no tool can be called until tools are listed again");
+        engine_session_clear_tools(p->session);
+        finish_relist(p);
+        json_decref(msg);
+        return;
+    }
+    if (rep.changed || rep.held)
+        clog_warn("re-listing: %u changed and %u held tools withheld", rep.changed, rep.held);
+    p->relist_pages++;
+    cursor = json_object_get(result, "nextCursor");
+    if (json_is_string(cursor) && p->relist_pages < CLAMPD_MAX_LIST_PAGES)
+        send_list_request(p, cursor);
+    else
+        finish_relist(p);
+    json_decref(msg);
+}
+
+void proxy__relist_timed_out(struct proxy *p)
+{
+    if (!p->relisting)
+        return;
+    clog_error("the downstream did not answer clampd's tools/list in time; no tool can be"
+               " called until tools are listed again");
+    engine_session_clear_tools(p->session);
+    finish_relist(p);
+}

@@ -1,0 +1,79 @@
+/* proxy internals shared between its files. */
+#ifndef CLAMPD_PROXY_INT_H
+#define CLAMPD_PROXY_INT_H
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "jsonrpc/jsonrpc.h"
+#include "proxy/proxy.h"
+#include "transport/transport.h"
+
+/* What a client request is, so that its answer can be intercepted. */
+enum pending_kind {
+    PK_OTHER = 0,
+    PK_INITIALIZE,
+    PK_TOOLS_LIST,       /* params carried no cursor: a new listing */
+    PK_TOOLS_LIST_PAGE,  /* params carried a cursor: a later page */
+    PK_TOOLS_CALL,
+    PK_PROMPTS_LIST,
+    PK_TEMPLATES_LIST,
+};
+
+struct proxy {
+    uv_loop_t *loop;
+    const struct proxy_config *cfg;
+    struct engine_session *session;
+
+    struct tp_in *cin;
+    struct tp_out *cout;
+    struct tp_child *child;
+    struct jrpc_framer from_client, from_server;
+    struct dbuf key; /* scratch for id keys */
+
+    json_t *pending;     /* id key -> {"k": kind, "id": raw id token} */
+
+    char own_prefix[40]; /* "clampd-<nonce>-": our request ids; the client cannot guess it */
+    uint64_t own_seq;
+
+    bool initialized;    /* the downstream answered initialize */
+    bool relisting;      /* our own tools/list is in flight */
+    unsigned relist_pages;
+    bool relist_from_timer;
+    char relist_digest[CJSON_HEX_LEN + 1];
+    json_t *held;        /* lines held until the re-listing ends: [{"to": "client"|"server",
+                          * "line": s}] */
+
+    char *start_error;   /* why the downstream could not start, or NULL */
+    bool client_eof, child_out_eof, child_gone, stopping, finished;
+    int exit_code;
+    int kill_stage;      /* 0 none, 1 stdin closed, 2 SIGTERM sent, 3 SIGKILL sent */
+
+    uv_timer_t kill_timer, relist_timer, relist_timeout;
+    uv_signal_t sigint, sigterm;
+};
+
+/* proxy.c */
+void proxy__to_client(struct proxy *p, const char *line, size_t len);
+void proxy__to_client_json(struct proxy *p, json_t *msg);
+void proxy__to_server(struct proxy *p, const char *line, size_t len);
+void proxy__send_error(struct proxy *p, struct jrpc_slice id, int code, const char *msg);
+void proxy__begin_shutdown(struct proxy *p, int exit_code);
+void proxy__arm_relist_timer(struct proxy *p);
+void proxy__arm_relist_timeout(struct proxy *p, uint64_t ms);
+
+/* route.c */
+int proxy__client_line(void *ctx, int status, const char *line, size_t len);
+int proxy__server_line(void *ctx, int status, const char *line, size_t len);
+int proxy__pending_add(struct proxy *p, struct jrpc_slice id, enum pending_kind k);
+void proxy__fail_pending(struct proxy *p, const char *why);
+
+/* intercept.c */
+void proxy__client_call(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk);
+void proxy__server_answer(struct proxy *p, enum pending_kind k, const char *line, size_t len,
+                          struct jrpc_slice id);
+void proxy__own_answer(struct proxy *p, const char *line, size_t len);
+void proxy__start_relist(struct proxy *p, const char *notification, size_t len, bool from_timer);
+void proxy__relist_timed_out(struct proxy *p);
+
+#endif

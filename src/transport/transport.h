@@ -1,0 +1,87 @@
+/*
+ * transport: byte streams on libuv: our own stdin/stdout, and a spawned child process
+ * (stdin, stdout, stderr pipes, its own process group).
+ *
+ *   struct tp_out    ordered, owned writes to one stream, with a backlog count
+ *   struct tp_in     reads from our stdin (pipe, tty or file) until EOF
+ *   struct tp_child  a downstream process: spawn, write, read, signal the group, reap
+ *
+ * Callbacks carry raw bytes; framing is the caller's (jsonrpc). Nothing here knows MCP.
+ */
+#ifndef CLAMPD_TRANSPORT_H
+#define CLAMPD_TRANSPORT_H
+
+#include <uv.h>
+
+#include "core/core.h"
+
+typedef void (*tp_data_fn)(void *ctx, const char *data, size_t len);
+typedef void (*tp_event_fn)(void *ctx);
+
+/* ---- output stream ---- */
+
+struct tp_out;
+
+/* Wraps fd for writing (pipe, tty or regular file). on_drain (may be NULL) is called when
+ * the backlog falls below half of high_water after having exceeded it. on_error is called
+ * once when a write fails (e.g. EPIPE: the reader is gone). Returns NULL on failure. */
+struct tp_out *tp_out_open(uv_loop_t *loop, int fd, size_t high_water, tp_event_fn on_drain,
+                           tp_event_fn on_error, void *ctx);
+
+/* Queues len bytes at buf for writing; takes ownership of buf (malloc'd), in all cases.
+ * Returns 0, ERR_IO if the stream failed earlier. */
+int tp_out_write(struct tp_out *o, char *buf, size_t len);
+/* Bytes queued and not yet written. */
+size_t tp_out_backlog(const struct tp_out *o);
+bool tp_out_congested(const struct tp_out *o);
+/* Calls done once every queued byte is written (or failed), then closes the stream. */
+void tp_out_close(struct tp_out *o, tp_event_fn done, void *ctx);
+
+/* ---- our stdin ---- */
+
+struct tp_in;
+
+struct tp_in *tp_in_open(uv_loop_t *loop, int fd, tp_data_fn on_data, tp_event_fn on_eof,
+                         void *ctx);
+void tp_in_pause(struct tp_in *in);
+void tp_in_resume(struct tp_in *in);
+void tp_in_close(struct tp_in *in);
+
+/* ---- child process ---- */
+
+struct tp_child;
+
+struct tp_child_cbs {
+    tp_data_fn on_stdout;        /* bytes from the child's stdout */
+    tp_event_fn on_stdout_eof;   /* its stdout closed */
+    tp_event_fn on_exit;         /* the process exited (see tp_child_exit_status) */
+    tp_event_fn on_stdin_drain;  /* its stdin backlog fell back below half the high water */
+    void *ctx;
+};
+
+/* Spawns argv[0] (searched in PATH) with env (NULL-terminated "K=V" list) in a new session
+ * and process group. Its stderr is copied to ours as it arrives and the last
+ * CLAMPD_STDERR_TAIL bytes are kept. On failure returns a negative error and a malloc'd
+ * reason in *errmsg ("command not found: npx"). */
+int tp_child_spawn(uv_loop_t *loop, char *const *argv, char *const *env,
+                   const struct tp_child_cbs *cbs, struct tp_child **out, char **errmsg);
+
+/* Writes to the child's stdin; takes ownership of buf. */
+int tp_child_write(struct tp_child *c, char *buf, size_t len);
+bool tp_child_stdin_congested(const struct tp_child *c);
+/* Closes the child's stdin once queued bytes are written. */
+void tp_child_close_stdin(struct tp_child *c);
+void tp_child_pause_stdout(struct tp_child *c);
+void tp_child_resume_stdout(struct tp_child *c);
+/* Sends sig to the child's whole process group. Returns true if any process received it. */
+bool tp_child_signal_group(struct tp_child *c, int sig);
+bool tp_child_exited(const struct tp_child *c);
+/* Exit status and terminating signal (0 if none); valid after on_exit. */
+void tp_child_exit_status(const struct tp_child *c, int64_t *status, int *term_signal);
+int tp_child_pid(const struct tp_child *c);
+/* The last bytes the child wrote to stderr (NUL-terminated, may be ""). */
+const char *tp_child_stderr_tail(struct tp_child *c);
+/* Closes every handle; the struct is freed once libuv has released them. */
+void tp_child_free(struct tp_child *c);
+
+#endif
