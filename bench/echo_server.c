@@ -82,8 +82,8 @@ static void handle_call(struct mj_slice msg, struct mj_slice id)
         reply_error(id, -32602, "unknown tool");
         return;
     }
-    if (!mj_get(params, "arguments", &args) || !mj_get(args, "text", &text) ||
-        text.len < 2 || text.p[0] != '"') {
+    if (!mj_get(params, "arguments", &args) || !mj_get(args, "text", &text) || text.len < 2 ||
+        text.p[0] != '"') {
         reply_error(id, -32602, "arguments.text must be a string");
         return;
     }

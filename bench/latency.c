@@ -60,13 +60,13 @@ struct chain {
     const char *name;
     pid_t pid;
     int to_fd, from_fd;
-    char *rx;                   /* bytes read from the chain, [0, rx_len) */
+    char *rx; /* bytes read from the chain, [0, rx_len) */
     size_t rx_cap, rx_len, rx_scan, line_end;
     long next_id;
-    unsigned long stray;        /* messages that were not the awaited reply */
-    bool has_hash;              /* tools/list carried _meta["clampd/contract_hash"] */
+    unsigned long stray; /* messages that were not the awaited reply */
+    bool has_hash;       /* tools/list carried _meta["clampd/contract_hash"] */
     long hwm_small_kib, hwm_large_kib, maxrss_kib;
-    char log[512];              /* the chain's stderr */
+    char log[512]; /* the chain's stderr */
 };
 
 struct opts {
@@ -114,8 +114,7 @@ static int chain_spawn(struct chain *c, char *const argv[])
     if (!err)
         err = posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
     if (!err)
-        err = posix_spawn_file_actions_addopen(&fa, 2, c->log, O_WRONLY | O_CREAT | O_TRUNC,
-                                               0600);
+        err = posix_spawn_file_actions_addopen(&fa, 2, c->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (!err)
         err = posix_spawn(&c->pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -167,8 +166,8 @@ static int rx_read(struct chain *c)
 /* True, with *line (no '\n') and *t_end, when a complete line is buffered. */
 static bool rx_line(struct chain *c, struct mj_slice *line, uint64_t *t_end)
 {
-    char *nl = c->rx_scan < c->rx_len ? memchr(c->rx + c->rx_scan, '\n', c->rx_len - c->rx_scan)
-                                      : NULL;
+    char *nl =
+        c->rx_scan < c->rx_len ? memchr(c->rx + c->rx_scan, '\n', c->rx_len - c->rx_scan) : NULL;
 
     if (!nl) {
         c->rx_scan = c->rx_len;
@@ -299,8 +298,8 @@ static int chain_handshake(struct chain *c)
     }
     if (chain_xfer(c, &iov, 1, NULL, NULL) != 0 || chain_request(c, "tools/list", "{}", &line))
         return -1;
-    if (!mj_get(line, "result", &res) || !mj_get(res, "tools", &tools) ||
-        !mj_first(tools, &tool) || !mj_get(tool, "name", &name) || !mj_eq(name, "\"echo\"")) {
+    if (!mj_get(line, "result", &res) || !mj_get(res, "tools", &tools) || !mj_first(tools, &tool) ||
+        !mj_get(tool, "name", &name) || !mj_eq(name, "\"echo\"")) {
         show_bad(c, "tools/list", line);
         return -1;
     }
@@ -318,9 +317,8 @@ static int chain_call(struct chain *c, const char *text, size_t text_len, uint64
                       "{\"jsonrpc\":\"2.0\",\"id\":%ld,\"method\":\"tools/call\",\"params\":"
                       "{\"name\":\"echo\",\"arguments\":{\"text\":\"",
                       id);
-    struct iovec iov[3] = {{head, hl > 0 ? (size_t)hl : 0},
-                           {(void *)text, text_len},
-                           {(void *)tail, sizeof tail - 1}};
+    struct iovec iov[3] = {
+        {head, hl > 0 ? (size_t)hl : 0}, {(void *)text, text_len}, {(void *)tail, sizeof tail - 1}};
     struct mj_slice line, res, content, item, got;
     uint64_t t0 = now_ns(), t1;
 

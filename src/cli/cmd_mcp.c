@@ -84,12 +84,15 @@ static char **build_env(char **add, size_t n_add)
 
 static int parse_opts(int argc, char **argv, struct mcp_opts *o)
 {
-    static const struct option longs[] = {
-        {"downstream", required_argument, NULL, 'd'}, {"agent-id", required_argument, NULL, 'a'},
-        {"state-dir", required_argument, NULL, 's'},  {"env", required_argument, NULL, 'e'},
-        {"pin-mode", required_argument, NULL, 'p'},   {"relist-interval", required_argument, NULL, 'r'},
-        {"verbose", no_argument, NULL, 'v'},          {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"downstream", required_argument, NULL, 'd'},
+                                          {"agent-id", required_argument, NULL, 'a'},
+                                          {"state-dir", required_argument, NULL, 's'},
+                                          {"env", required_argument, NULL, 'e'},
+                                          {"pin-mode", required_argument, NULL, 'p'},
+                                          {"relist-interval", required_argument, NULL, 'r'},
+                                          {"verbose", no_argument, NULL, 'v'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     int c;
 
     while ((c = getopt_long(argc, argv, "vh", longs, NULL)) != -1) {
@@ -126,8 +129,10 @@ static int parse_opts(int argc, char **argv, struct mcp_opts *o)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "clampd mcp: unexpected argument '%s' (quote the whole downstream"
-                        " command after --downstream)\n", argv[optind]);
+        fprintf(stderr,
+                "clampd mcp: unexpected argument '%s' (quote the whole downstream"
+                " command after --downstream)\n",
+                argv[optind]);
         return 1;
     }
     if (!o->downstream) {

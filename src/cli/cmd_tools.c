@@ -45,11 +45,11 @@ static int print_pin(void *ctx, const struct engine_pin *pin)
     char first[32], last[32];
 
     if (json) {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:I}", "server",
-                              pin->server, "command", pin->command, "kind", pin->kind, "name",
-                              pin->name, "hash", pin->hash, "pending_hash", pin->pending_hash,
-                              "status", pin->status, "first_seen_ms", (json_int_t)pin->first_seen_ms,
-                              "last_seen_ms", (json_int_t)pin->last_seen_ms);
+        json_t *o = json_pack(
+            "{s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:I}", "server", pin->server, "command",
+            pin->command, "kind", pin->kind, "name", pin->name, "hash", pin->hash, "pending_hash",
+            pin->pending_hash, "status", pin->status, "first_seen_ms",
+            (json_int_t)pin->first_seen_ms, "last_seen_ms", (json_int_t)pin->last_seen_ms);
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
         if (s)
             puts(s);
@@ -60,9 +60,9 @@ static int print_pin(void *ctx, const struct engine_pin *pin)
     fmt_time(pin->first_seen_ms, first, sizeof(first));
     fmt_time(pin->last_seen_ms, last, sizeof(last));
     printf("%-24s %-17s %-28s %-8s %.16s%s%.16s  %s  %s\n", pin->server[0] ? pin->server : "-",
-           pin->kind, pin->name[0] ? pin->name : "-", pin->status,
-           pin->hash[0] ? pin->hash : "-", pin->pending_hash ? " -> " : "",
-           pin->pending_hash ? pin->pending_hash : "", first, last);
+           pin->kind, pin->name[0] ? pin->name : "-", pin->status, pin->hash[0] ? pin->hash : "-",
+           pin->pending_hash ? " -> " : "", pin->pending_hash ? pin->pending_hash : "", first,
+           last);
     return 0;
 }
 
@@ -100,8 +100,8 @@ int cmd_tools(int argc, char **argv)
         return 1;
     if (strcmp(sub, "list") == 0 && optind == argc) {
         if (!json)
-            printf("%-24s %-17s %-28s %-8s %-16s  %-20s  %s\n", "SERVER", "KIND", "NAME",
-                   "STATUS", "HASH", "FIRST SEEN", "LAST SEEN");
+            printf("%-24s %-17s %-28s %-8s %-16s  %-20s  %s\n", "SERVER", "KIND", "NAME", "STATUS",
+                   "HASH", "FIRST SEEN", "LAST SEEN");
         rc = engine_pins_each(dir, print_pin, &json, &err) ? 1 : 0;
     } else if (strcmp(sub, "approve") == 0 && argc - optind == 2) {
         int n = engine_pins_approve(dir, argv[optind], argv[optind + 1], &err);

@@ -13,17 +13,9 @@
 #include <sodium.h>
 
 static const char *const err_text[ERR__COUNT] = {
-    "success",
-    "out of memory",
-    "size limit exceeded",
-    "more input needed",
-    "malformed input",
-    "invalid argument",
-    "input/output error",
-    "not found",
-    "database error",
-    "cryptographic error",
-    "invalid state",
+    "success",         "out of memory",       "size limit exceeded", "more input needed",
+    "malformed input", "invalid argument",    "input/output error",  "not found",
+    "database error",  "cryptographic error", "invalid state",
 };
 
 const char *clampd_strerror(int err)
@@ -38,9 +30,18 @@ const char *clampd_strerror(int err)
 static enum clog_level log_level = CLOG_WARN;
 static const char *const level_name[] = {"error", "warning", "info", "debug"};
 
-void clog_set_level(enum clog_level lvl) { log_level = lvl; }
-enum clog_level clog_get_level(void) { return log_level; }
-bool clog_enabled(enum clog_level lvl) { return lvl <= log_level; }
+void clog_set_level(enum clog_level lvl)
+{
+    log_level = lvl;
+}
+enum clog_level clog_get_level(void)
+{
+    return log_level;
+}
+bool clog_enabled(enum clog_level lvl)
+{
+    return lvl <= log_level;
+}
 
 void clog_v(enum clog_level lvl, const char *fmt, va_list ap)
 {
@@ -134,9 +135,15 @@ int dbuf_add(struct dbuf *b, const void *mem, size_t len)
     return 0;
 }
 
-int dbuf_adds(struct dbuf *b, const char *s) { return dbuf_add(b, s, strlen(s)); }
+int dbuf_adds(struct dbuf *b, const char *s)
+{
+    return dbuf_add(b, s, strlen(s));
+}
 
-int dbuf_addc(struct dbuf *b, char c) { return dbuf_add(b, &c, 1); }
+int dbuf_addc(struct dbuf *b, char c)
+{
+    return dbuf_add(b, &c, 1);
+}
 
 int dbuf_printf(struct dbuf *b, const char *fmt, ...)
 {

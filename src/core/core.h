@@ -22,16 +22,16 @@
 
 enum clampd_err {
     ERR_OK = 0,
-    ERR_NOMEM = -1,      /* allocation failed */
-    ERR_TOO_BIG = -2,    /* a configured maximum was reached */
-    ERR_AGAIN = -3,      /* incremental parser: need more input */
-    ERR_PARSE = -4,      /* input is not well-formed */
-    ERR_INVAL = -5,      /* argument or value out of range */
-    ERR_IO = -6,         /* read, write or spawn failed */
-    ERR_NOT_FOUND = -7,  /* no such item */
-    ERR_DB = -8,         /* SQLite error */
-    ERR_CRYPTO = -9,     /* libsodium error */
-    ERR_STATE = -10,     /* operation not valid in the current state */
+    ERR_NOMEM = -1,     /* allocation failed */
+    ERR_TOO_BIG = -2,   /* a configured maximum was reached */
+    ERR_AGAIN = -3,     /* incremental parser: need more input */
+    ERR_PARSE = -4,     /* input is not well-formed */
+    ERR_INVAL = -5,     /* argument or value out of range */
+    ERR_IO = -6,        /* read, write or spawn failed */
+    ERR_NOT_FOUND = -7, /* no such item */
+    ERR_DB = -8,        /* SQLite error */
+    ERR_CRYPTO = -9,    /* libsodium error */
+    ERR_STATE = -10,    /* operation not valid in the current state */
     ERR__COUNT = 11
 };
 
@@ -57,16 +57,16 @@ void clog_v(enum clog_level lvl, const char *fmt, va_list ap) __attribute__((for
 #define clog_debug(...)                                                                            \
     do {                                                                                           \
         if (clog_enabled(CLOG_DEBUG))                                                              \
-            clog_msg(CLOG_DEBUG, __VA_ARGS__);                                                         \
+            clog_msg(CLOG_DEBUG, __VA_ARGS__);                                                     \
     } while (0)
 
 /* ---- bounded growable buffer (after curl's dynbuf) ----------------------- */
 
 struct dbuf {
-    char *ptr;   /* NUL-terminated when non-NULL */
-    size_t len;  /* bytes in use, excluding the terminating NUL */
-    size_t cap;  /* allocated bytes */
-    size_t max;  /* hard maximum for len; adding past it fails with ERR_TOO_BIG */
+    char *ptr;  /* NUL-terminated when non-NULL */
+    size_t len; /* bytes in use, excluding the terminating NUL */
+    size_t cap; /* allocated bytes */
+    size_t max; /* hard maximum for len; adding past it fails with ERR_TOO_BIG */
 };
 
 /* Initialises an empty buffer that may hold at most max bytes. Allocates nothing. */

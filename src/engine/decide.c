@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static void set_deny(struct engine_verdict *v, const char *code, double risk, const char *fmt,
-                     ...) __attribute__((format(printf, 4, 5)));
+static void set_deny(struct engine_verdict *v, const char *code, double risk, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void set_deny(struct engine_verdict *v, const char *code, double risk, const char *fmt, ...)
 {
@@ -40,7 +40,8 @@ static void check_descriptor(const struct engine_session *s, const char *tool,
     if (!entry || !hash || !pinned) {
         set_deny(v, "unknown_tool", 1.0,
                  "tool '%s' is not in this session's tool list from server '%s'; only tools the"
-                 " server listed (tools/list) can be called", tool, srv);
+                 " server listed (tools/list) can be called",
+                 tool, srv);
         return;
     }
     switch (json_integer_value(json_object_get(entry, "state"))) {
@@ -62,7 +63,8 @@ static void check_descriptor(const struct engine_session *s, const char *tool,
     default:
         set_deny(v, "tool_not_approved", 1.0,
                  "tool '%s' (hash %s) is new on server '%s' and strict pin mode holds new tools"
-                 " until approved: clampd tools approve '%s' '%s'", tool, hash, srv, srv, tool);
+                 " until approved: clampd tools approve '%s' '%s'",
+                 tool, hash, srv, srv, tool);
         return;
     }
 }
@@ -75,6 +77,8 @@ int engine_decide(struct engine_session *s, const json_t *params, struct engine_
     memset(out, 0, sizeof(*out));
     out->verdict = VERDICT_DENY;
     clampd_random_hex(out->request_id, ENGINE_REQID_LEN / 2);
+    if (tool && strlen(tool) != json_string_length(json_object_get(params, "name")))
+        tool = NULL; /* SECURITY: "a\u0000b" must not be judged as "a" */
     if (!json_is_object(params) || !tool) {
         set_deny(out, "invalid_request", 1.0, "tools/call has no tool name (params.name)");
         return 0;
@@ -94,9 +98,7 @@ json_t *engine_denial_result(const struct engine_verdict *v, const char *tool)
     snprintf(text, sizeof(text),
              "[clampd] Tool call '%s' was BLOCKED.\nReason: %s\nRisk score: %.2f\nRequest ID: %s",
              tool ? tool : "", v->reason, v->risk, v->request_id);
-    return json_pack("{s:[{s:s, s:s}], s:b, s:{s:{s:s, s:[], s:f, s:s}}}",
-                     "content", "type", "text", "text", text,
-                     "isError", 1,
-                     "_meta", "clampd/denial", "error_code", v->error_code, "rule_ids", "risk",
-                     v->risk, "request_id", v->request_id);
+    return json_pack("{s:[{s:s, s:s}], s:b, s:{s:{s:s, s:[], s:f, s:s}}}", "content", "type",
+                     "text", "text", text, "isError", 1, "_meta", "clampd/denial", "error_code",
+                     v->error_code, "rule_ids", "risk", v->risk, "request_id", v->request_id);
 }

@@ -2,10 +2,10 @@
  * discover: hash, pin, annotate and filter what a server offers the model.
  *
  *   tools/list page ─▶ for each tool: contract hash ─▶ pin check ─┬─ match/new: annotate, offer
- *                                                                  ├─ changed:   withhold (rug pull)
- *                                                                  └─ held:      withhold (strict)
- *   every tool seen, offered or not, is recorded in the session's tool set, so that a
- *   call to a withheld tool gets its typed denial rather than "unknown".
+ *                                                                  ├─ changed:   withhold (rug
+ * pull) └─ held:      withhold (strict) every tool seen, offered or not, is recorded in the
+ * session's tool set, so that a call to a withheld tool gets its typed denial rather than
+ * "unknown".
  */
 #include "engine/engine-int.h"
 
@@ -31,12 +31,9 @@ static enum tool_state state_of(enum pin_outcome o)
 {
     switch (o) {
     case PIN_OUT_MATCH:
-    case PIN_OUT_NEW:
-        return TOOL_OK;
-    case PIN_OUT_NEW_HELD:
-        return TOOL_HELD;
-    default:
-        return TOOL_CHANGED;
+    case PIN_OUT_NEW: return TOOL_OK;
+    case PIN_OUT_NEW_HELD: return TOOL_HELD;
+    default: return TOOL_CHANGED;
     }
 }
 
@@ -55,24 +52,24 @@ static void log_outcome(const struct engine_session *s, const char *kind, const 
         break;
     case PIN_OUT_NEW_HELD:
         clog_warn("new %s '%s' on server '%s' held back until approved (strict pin mode):"
-                  " clampd tools approve '%s' '%s'", kind, name, srv, srv, name);
+                  " clampd tools approve '%s' '%s'",
+                  kind, name, srv, srv, name);
         break;
     case PIN_OUT_CHANGED:
         clog_warn("RUG PULL: %s '%s' of server '%s' changed: pinned %s, now %s; withheld"
                   " (review, then: clampd tools approve '%s' '%s')",
                   kind, name, srv, pinned, hash, srv, name);
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
-static int check_pin(struct engine_session *s, const char *kind, const char *name,
-                     const char *hash, enum pin_outcome *o, char pinned[CJSON_HEX_LEN + 1])
+static int check_pin(struct engine_session *s, const char *kind, const char *name, const char *hash,
+                     enum pin_outcome *o, char pinned[CJSON_HEX_LEN + 1])
 {
     bool hold = s->engine->pin_mode == PIN_MODE_STRICT && s->known_server == 1;
-    int rc = engine__pins_check(&s->engine->pins, s->command, s->server, kind, name, hash, hold,
-                                o, pinned);
+    int rc = engine__pins_check(&s->engine->pins, s->command, s->server, kind, name, hash, hold, o,
+                                pinned);
     if (rc)
         clog_error("pin store: %s", sqlite3_errmsg(s->engine->pins.db));
     else
@@ -111,6 +108,8 @@ static int discover_one(struct engine_session *s, json_t *set, json_t *tool,
     int rc;
 
     *keep = false;
+    if (name && strlen(name) != json_string_length(json_object_get(tool, "name")))
+        name = NULL; /* an embedded NUL would make two names one */
     if (!json_is_object(tool) || !name || json_object_get(set, name)) {
         /* SECURITY: a nameless entry or a second tool of the same name could show the
          * model one description while the server runs another: never offered. */

@@ -7,10 +7,10 @@
 #include "engine/engine.h"
 
 enum pin_outcome {
-    PIN_OUT_MATCH = 0,   /* hash equals the pin */
-    PIN_OUT_NEW,         /* first seen: pinned now */
-    PIN_OUT_NEW_HELD,    /* first seen on a known server in strict mode: held for approval */
-    PIN_OUT_CHANGED,     /* differs from the pin: a rug pull until approved */
+    PIN_OUT_MATCH = 0, /* hash equals the pin */
+    PIN_OUT_NEW,       /* first seen: pinned now */
+    PIN_OUT_NEW_HELD,  /* first seen on a known server in strict mode: held for approval */
+    PIN_OUT_CHANGED,   /* differs from the pin: a rug pull until approved */
 };
 
 struct engine__pins {
@@ -30,9 +30,9 @@ enum tool_state { TOOL_OK = 0, TOOL_CHANGED, TOOL_HELD };
 struct engine_session {
     struct engine *engine;
     char *command;
-    char *server;          /* serverInfo.name, "" until known */
-    json_t *tools;         /* name -> {"hash": s, "pinned": s, "state": i}, withheld ones too */
-    int known_server;      /* -1 unknown yet, 0 no pins before this session, 1 had pins */
+    char *server;     /* serverInfo.name, "" until known */
+    json_t *tools;    /* name -> {"hash": s, "pinned": s, "state": i}, withheld ones too */
+    int known_server; /* -1 unknown yet, 0 no pins before this session, 1 had pins */
 };
 
 int engine__pins_open(struct engine__pins *p, const char *path, bool create, char **errmsg);

@@ -81,9 +81,15 @@ void engine_session_set_server(struct engine_session *s, const char *server_name
     s->known_server = -1;
 }
 
-const char *engine_session_server(const struct engine_session *s) { return s->server; }
+const char *engine_session_server(const struct engine_session *s)
+{
+    return s->server;
+}
 
-void engine_session_clear_tools(struct engine_session *s) { json_object_clear(s->tools); }
+void engine_session_clear_tools(struct engine_session *s)
+{
+    json_object_clear(s->tools);
+}
 
 int engine_session_tools_digest(const struct engine_session *s, char hex[CJSON_HEX_LEN + 1])
 {

@@ -25,8 +25,8 @@ enum pin_mode {
 };
 
 struct engine_config {
-    const char *state_dir;  /* holds pins.db; must exist */
-    const char *agent_id;   /* the local agent's id */
+    const char *state_dir; /* holds pins.db; must exist */
+    const char *agent_id;  /* the local agent's id */
     enum pin_mode pin_mode;
 };
 
@@ -50,13 +50,13 @@ const char *engine_session_server(const struct engine_session *s);
 /* ---- discover ---- */
 
 struct engine_discovery {
-    unsigned listed;    /* tools in this page */
-    unsigned offered;   /* tools passed on to the client */
-    unsigned new_pins;  /* tools pinned for the first time */
-    unsigned changed;   /* tools whose hash differs from the pin (rug pulls): withheld */
-    unsigned held;      /* new tools held back by strict pin mode: withheld */
-    unsigned invalid;   /* entries that are not a tool (no string name): withheld */
-    bool set_changed;   /* the session's tool set differs from what it was before */
+    unsigned listed;   /* tools in this page */
+    unsigned offered;  /* tools passed on to the client */
+    unsigned new_pins; /* tools pinned for the first time */
+    unsigned changed;  /* tools whose hash differs from the pin (rug pulls): withheld */
+    unsigned held;     /* new tools held back by strict pin mode: withheld */
+    unsigned invalid;  /* entries that are not a tool (no string name): withheld */
+    bool set_changed;  /* the session's tool set differs from what it was before */
 };
 
 /* Processes one page of a tools/list result in place: computes each tool's contract hash,
@@ -94,9 +94,9 @@ int engine_discover_items(struct engine_session *s, json_t *result, const char *
 
 struct engine_verdict {
     enum verdict verdict;
-    char error_code[ENGINE_CODE_MAX];   /* "" on allow, else e.g. "descriptor_hash_mismatch" */
-    char reason[ENGINE_REASON_MAX];     /* one line a person can act on */
-    double risk;                        /* 0..1 */
+    char error_code[ENGINE_CODE_MAX]; /* "" on allow, else e.g. "descriptor_hash_mismatch" */
+    char reason[ENGINE_REASON_MAX];   /* one line a person can act on */
+    double risk;                      /* 0..1 */
     char request_id[ENGINE_REQID_LEN + 1];
 };
 
@@ -117,9 +117,9 @@ struct engine_pin {
     const char *server;
     const char *kind;
     const char *name;
-    const char *hash;          /* the approved hash */
-    const char *pending_hash;  /* the changed or not yet approved hash, or NULL */
-    const char *status;        /* "pinned", "changed" or "pending" */
+    const char *hash;         /* the approved hash */
+    const char *pending_hash; /* the changed or not yet approved hash, or NULL */
+    const char *status;       /* "pinned", "changed" or "pending" */
     int64_t first_seen_ms, last_seen_ms;
 };
 
@@ -129,10 +129,8 @@ typedef int (*engine_pin_fn)(void *ctx, const struct engine_pin *pin);
 int engine_pins_each(const char *state_dir, engine_pin_fn fn, void *ctx, char **errmsg);
 /* Accepts the pending hash of server/name (all kinds with that name; tools by default).
  * Returns the number of pins changed (>= 0) or a negative error. */
-int engine_pins_approve(const char *state_dir, const char *server, const char *name,
-                        char **errmsg);
+int engine_pins_approve(const char *state_dir, const char *server, const char *name, char **errmsg);
 /* Removes the pins of server/name; name NULL removes all of the server's pins. */
-int engine_pins_revoke(const char *state_dir, const char *server, const char *name,
-                       char **errmsg);
+int engine_pins_revoke(const char *state_dir, const char *server, const char *name, char **errmsg);
 
 #endif

@@ -65,8 +65,8 @@ int engine__pins_open(struct engine__pins *p, const char *path, bool create, cha
         goto out;
     }
     sqlite3_busy_timeout(p->db, 5000);
-    if (sqlite3_exec(p->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;" PINS_SCHEMA,
-                     NULL, NULL, NULL) != SQLITE_OK ||
+    if (sqlite3_exec(p->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;" PINS_SCHEMA, NULL,
+                     NULL, NULL) != SQLITE_OK ||
         prepare_all(p)) {
         *errmsg = db_message(p->db, "cannot initialise pin store", path);
         goto out;
@@ -94,8 +94,8 @@ int engine__pins_server_known(struct engine__pins *p, const char *command, const
     sqlite3_stmt *st = NULL;
     int rc = ERR_DB;
 
-    if (sqlite3_prepare_v2(p->db, "SELECT 1 FROM pins WHERE command=?1 AND server=?2 LIMIT 1",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(p->db, "SELECT 1 FROM pins WHERE command=?1 AND server=?2 LIMIT 1", -1,
+                           &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_text(st, 1, command, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, server, -1, SQLITE_STATIC);

@@ -28,7 +28,10 @@ static int open_existing(const char *state_dir, sqlite3 **db, char **errmsg)
     return 0;
 }
 
-static const char *col(sqlite3_stmt *st, int i) { return (const char *)sqlite3_column_text(st, i); }
+static const char *col(sqlite3_stmt *st, int i)
+{
+    return (const char *)sqlite3_column_text(st, i);
+}
 
 int engine_pins_each(const char *state_dir, engine_pin_fn fn, void *ctx, char **errmsg)
 {
@@ -46,9 +49,14 @@ int engine_pins_each(const char *state_dir, engine_pin_fn fn, void *ctx, char **
         goto out;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct engine_pin pin = {
-            .command = col(st, 0), .server = col(st, 1), .kind = col(st, 2),
-            .name = col(st, 3), .hash = col(st, 4), .pending_hash = col(st, 5),
-            .status = col(st, 6), .first_seen_ms = sqlite3_column_int64(st, 7),
+            .command = col(st, 0),
+            .server = col(st, 1),
+            .kind = col(st, 2),
+            .name = col(st, 3),
+            .hash = col(st, 4),
+            .pending_hash = col(st, 5),
+            .status = col(st, 6),
+            .first_seen_ms = sqlite3_column_int64(st, 7),
             .last_seen_ms = sqlite3_column_int64(st, 8),
         };
         rc = fn(ctx, &pin);
@@ -64,8 +72,8 @@ out:
     return rc;
 }
 
-static int exec_change(const char *state_dir, const char *sql, const char *server,
-                       const char *name, char **errmsg)
+static int exec_change(const char *state_dir, const char *sql, const char *server, const char *name,
+                       char **errmsg)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
@@ -92,8 +100,7 @@ out:
     return rc;
 }
 
-int engine_pins_approve(const char *state_dir, const char *server, const char *name,
-                        char **errmsg)
+int engine_pins_approve(const char *state_dir, const char *server, const char *name, char **errmsg)
 {
     return exec_change(state_dir,
                        "UPDATE pins SET hash=pending_hash, pending_hash=NULL, status='pinned'"
@@ -101,8 +108,7 @@ int engine_pins_approve(const char *state_dir, const char *server, const char *n
                        server, name, errmsg);
 }
 
-int engine_pins_revoke(const char *state_dir, const char *server, const char *name,
-                       char **errmsg)
+int engine_pins_revoke(const char *state_dir, const char *server, const char *name, char **errmsg)
 {
     return exec_change(state_dir, "DELETE FROM pins WHERE server=?1 AND (?2 IS NULL OR name=?2)",
                        server, name, errmsg);

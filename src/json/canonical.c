@@ -8,7 +8,9 @@
  * The output follows RFC 8785 (JCS) where it matters for hashing: sorted keys, no
  * whitespace, minimal string escaping, ECMAScript number text. Two clampd builds, or
  * clampd and another JCS implementation, must produce the same bytes for the same
- * JSON value, or every contract hash mismatches and every tool call is denied.
+ * JSON value, or every contract hash mismatches and every tool call is denied. The one
+ * intended difference from RFC 8785, code point rather than UTF-16 key order, is
+ * described in json.h.
  */
 #include "json/json.h"
 
@@ -287,18 +289,12 @@ static int canon_value(const json_t *v, struct dbuf *out, int depth)
         if (json_is_object(v))
             return canon_object(v, out, depth + 1);
         return canon_array(v, out, depth + 1);
-    case JSON_STRING:
-        return canon_string(json_string_value(v), json_string_length(v), out);
-    case JSON_INTEGER:
-        return canon_integer(json_integer_value(v), out);
-    case JSON_REAL:
-        return canon_double(json_real_value(v), out);
-    case JSON_TRUE:
-        return dbuf_add(out, "true", 4);
-    case JSON_FALSE:
-        return dbuf_add(out, "false", 5);
-    case JSON_NULL:
-        return dbuf_add(out, "null", 4);
+    case JSON_STRING: return canon_string(json_string_value(v), json_string_length(v), out);
+    case JSON_INTEGER: return canon_integer(json_integer_value(v), out);
+    case JSON_REAL: return canon_double(json_real_value(v), out);
+    case JSON_TRUE: return dbuf_add(out, "true", 4);
+    case JSON_FALSE: return dbuf_add(out, "false", 5);
+    case JSON_NULL: return dbuf_add(out, "null", 4);
     }
     return ERR_INVAL;
 }

@@ -16,9 +16,15 @@ void jrpc_framer_init(struct jrpc_framer *f, size_t max)
     f->skipping = 0;
 }
 
-void jrpc_framer_deinit(struct jrpc_framer *f) { dbuf_free(&f->buf); }
+void jrpc_framer_deinit(struct jrpc_framer *f)
+{
+    dbuf_free(&f->buf);
+}
 
-size_t jrpc_framer_pending(const struct jrpc_framer *f) { return f->buf.len + f->skipping; }
+size_t jrpc_framer_pending(const struct jrpc_framer *f)
+{
+    return f->buf.len + f->skipping;
+}
 
 static int deliver(const char *line, size_t len, jrpc_line_fn cb, void *ctx)
 {
@@ -30,8 +36,8 @@ static int deliver(const char *line, size_t len, jrpc_line_fn cb, void *ctx)
 }
 
 /* Handles bytes up to and including one "\n" at nl. */
-static int complete_line(struct jrpc_framer *f, const char *data, const char *nl,
-                         jrpc_line_fn cb, void *ctx)
+static int complete_line(struct jrpc_framer *f, const char *data, const char *nl, jrpc_line_fn cb,
+                         void *ctx)
 {
     size_t n = (size_t)(nl - data);
     int rc;

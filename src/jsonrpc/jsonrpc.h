@@ -22,9 +22,9 @@
 typedef int (*jrpc_line_fn)(void *ctx, int status, const char *line, size_t len);
 
 struct jrpc_framer {
-    struct dbuf buf;  /* bytes of the current, incomplete line */
-    size_t max;       /* maximum line length */
-    size_t skipping;  /* > 0 while discarding an oversized line: bytes dropped so far */
+    struct dbuf buf; /* bytes of the current, incomplete line */
+    size_t max;      /* maximum line length */
+    size_t skipping; /* > 0 while discarding an oversized line: bytes dropped so far */
 };
 
 /* Initialises a framer accepting lines of at most max bytes. Allocates nothing. */
@@ -44,11 +44,11 @@ size_t jrpc_framer_pending(const struct jrpc_framer *f);
 /* ---- peek ---- */
 
 enum jrpc_kind {
-    JRPC_INVALID = 0,      /* valid JSON but not a JSON-RPC message */
-    JRPC_REQUEST,          /* method + id */
-    JRPC_NOTIFICATION,     /* method, no id */
-    JRPC_RESPONSE,         /* id + result or error */
-    JRPC_BATCH,            /* a JSON array: callers parse it fully */
+    JRPC_INVALID = 0,  /* valid JSON but not a JSON-RPC message */
+    JRPC_REQUEST,      /* method + id */
+    JRPC_NOTIFICATION, /* method, no id */
+    JRPC_RESPONSE,     /* id + result or error */
+    JRPC_BATCH,        /* a JSON array: callers parse it fully */
 };
 
 struct jrpc_slice {
@@ -60,10 +60,10 @@ struct jrpc_slice {
 
 struct jrpc_peek {
     enum jrpc_kind kind;
-    struct jrpc_slice id;       /* the id's raw JSON token, {NULL,0} when absent */
+    struct jrpc_slice id; /* the id's raw JSON token, {NULL,0} when absent */
     bool id_is_null;
     char method[JRPC_METHOD_MAX]; /* decoded method, NUL-terminated ("" when absent) */
-    bool method_too_long;       /* method longer than JRPC_METHOD_MAX-1: method[] is empty */
+    bool method_too_long;         /* method longer than JRPC_METHOD_MAX-1: method[] is empty */
     bool has_params, has_result, has_error;
 };
 

@@ -117,7 +117,10 @@ static int scan_string(struct scan *s, bool *escaped)
     return ERR_PARSE;
 }
 
-static bool is_digit(const struct scan *s) { return s->p < s->end && *s->p >= '0' && *s->p <= '9'; }
+static bool is_digit(const struct scan *s)
+{
+    return s->p < s->end && *s->p >= '0' && *s->p <= '9';
+}
 
 static int scan_number(struct scan *s)
 {
@@ -209,18 +212,12 @@ static int scan_value(struct scan *s, int depth)
         return ERR_PARSE;
     switch (*s->p) {
     case '{':
-    case '[':
-        return scan_container(s, depth);
-    case '"':
-        return scan_string(s, &escaped);
-    case 't':
-        return scan_literal(s, "true");
-    case 'f':
-        return scan_literal(s, "false");
-    case 'n':
-        return scan_literal(s, "null");
-    default:
-        return scan_number(s);
+    case '[': return scan_container(s, depth);
+    case '"': return scan_string(s, &escaped);
+    case 't': return scan_literal(s, "true");
+    case 'f': return scan_literal(s, "false");
+    case 'n': return scan_literal(s, "null");
+    default: return scan_number(s);
     }
 }
 

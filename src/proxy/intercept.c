@@ -53,8 +53,9 @@ void proxy__client_call(struct proxy *p, const char *line, size_t len, const str
     /* SECURITY: duplicate keys are refused: the downstream must see the call we judged. */
     msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!msg) {
-        proxy__send_error(p, pk->id, JRPC_INVALID_PARAMS, "clampd: tools/call cannot be inspected"
-                                                          " (duplicate keys or unsupported numbers)");
+        proxy__send_error(p, pk->id, JRPC_INVALID_PARAMS,
+                          "clampd: tools/call cannot be inspected"
+                          " (duplicate keys or unsupported numbers)");
         return;
     }
     engine_decide(p->session, json_object_get(msg, "params"), &v);
@@ -83,9 +84,8 @@ static int discover(struct proxy *p, enum pending_kind k, json_t *result, bool *
     switch (k) {
     case PK_INITIALIZE:
         p->initialized = true;
-        engine_session_set_server(
-            p->session, json_string_value(json_object_get(json_object_get(result, "serverInfo"),
-                                                          "name")));
+        engine_session_set_server(p->session, json_string_value(json_object_get(
+                                                  json_object_get(result, "serverInfo"), "name")));
         *rewritten = json_object_get(result, "instructions") != NULL;
         rc = engine_discover_instructions(p->session, result);
         if (!rc)
@@ -103,9 +103,7 @@ static int discover(struct proxy *p, enum pending_kind k, json_t *result, bool *
     case PK_TEMPLATES_LIST:
         return engine_discover_items(p->session, result, "resourceTemplates", "resource_template",
                                      &withheld);
-    default:
-        *rewritten = false;
-        return 0;
+    default: *rewritten = false; return 0;
     }
 }
 
@@ -176,7 +174,8 @@ void proxy__start_relist(struct proxy *p, const char *notification, size_t len, 
     p->relisting = true;
     p->relist_pages = 0;
     p->relist_from_timer = from_timer;
-    clog_info("re-listing tools (%s)", from_timer ? "periodic check" : "server said the list changed");
+    clog_info("re-listing tools (%s)",
+              from_timer ? "periodic check" : "server said the list changed");
     send_list_request(p, NULL);
     proxy__arm_relist_timeout(p, RELIST_TIMEOUT_MS);
 }
@@ -194,12 +193,13 @@ static void finish_relist(struct proxy *p)
     uv_timer_stop(&p->relist_timeout);
     if (p->relist_from_timer && (engine_session_tools_digest(p->session, digest) ||
                                  strcmp(digest, p->relist_digest) != 0)) {
-        static const char note[] = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}";
+        static const char note[] =
+            "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}";
         clog_warn("periodic re-listing found a changed tool set; telling the client");
         proxy__to_client(p, note, sizeof(note) - 1);
     }
     p->held = json_array();
-    json_array_foreach(held, i, h) {
+    json_array_foreach (held, i, h) {
         const char *line = json_string_value(json_object_get(h, "line"));
         size_t len = json_string_length(json_object_get(h, "line"));
         if (strcmp(json_string_value(json_object_get(h, "to")), "client") == 0)

@@ -13,8 +13,8 @@
 enum pending_kind {
     PK_OTHER = 0,
     PK_INITIALIZE,
-    PK_TOOLS_LIST,       /* params carried no cursor: a new listing */
-    PK_TOOLS_LIST_PAGE,  /* params carried a cursor: a later page */
+    PK_TOOLS_LIST,      /* params carried no cursor: a new listing */
+    PK_TOOLS_LIST_PAGE, /* params carried a cursor: a later page */
     PK_TOOLS_CALL,
     PK_PROMPTS_LIST,
     PK_TEMPLATES_LIST,
@@ -31,23 +31,23 @@ struct proxy {
     struct jrpc_framer from_client, from_server;
     struct dbuf key; /* scratch for id keys */
 
-    json_t *pending;     /* id key -> {"k": kind, "id": raw id token} */
+    json_t *pending; /* id key -> {"k": kind, "id": raw id token} */
 
     char own_prefix[40]; /* "clampd-<nonce>-": our request ids; the client cannot guess it */
     uint64_t own_seq;
 
-    bool initialized;    /* the downstream answered initialize */
-    bool relisting;      /* our own tools/list is in flight */
+    bool initialized; /* the downstream answered initialize */
+    bool relisting;   /* our own tools/list is in flight */
     unsigned relist_pages;
     bool relist_from_timer;
     char relist_digest[CJSON_HEX_LEN + 1];
-    json_t *held;        /* lines held until the re-listing ends: [{"to": "client"|"server",
-                          * "line": s}] */
+    json_t *held; /* lines held until the re-listing ends: [{"to": "client"|"server",
+                   * "line": s}] */
 
-    char *start_error;   /* why the downstream could not start, or NULL */
+    char *start_error; /* why the downstream could not start, or NULL */
     bool client_eof, child_out_eof, child_gone, stopping, finished;
     int exit_code;
-    int kill_stage;      /* 0 none, 1 stdin closed, 2 SIGTERM sent, 3 SIGKILL sent */
+    int kill_stage; /* 0 none, 1 stdin closed, 2 SIGTERM sent, 3 SIGKILL sent */
 
     uv_timer_t kill_timer, relist_timer, relist_timeout;
     uv_signal_t sigint, sigterm;

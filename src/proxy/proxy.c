@@ -42,9 +42,15 @@ static void send_owned(struct proxy *p, bool client, const char *line, size_t le
         tp_in_pause(p->cin);
 }
 
-void proxy__to_client(struct proxy *p, const char *line, size_t len) { send_owned(p, true, line, len); }
+void proxy__to_client(struct proxy *p, const char *line, size_t len)
+{
+    send_owned(p, true, line, len);
+}
 
-void proxy__to_server(struct proxy *p, const char *line, size_t len) { send_owned(p, false, line, len); }
+void proxy__to_server(struct proxy *p, const char *line, size_t len)
+{
+    send_owned(p, false, line, len);
+}
 
 void proxy__to_client_json(struct proxy *p, json_t *msg)
 {
@@ -106,7 +112,10 @@ static void finish(struct proxy *p)
     close_handle((uv_handle_t *)&p->sigterm);
 }
 
-static bool group_alive(struct proxy *p) { return tp_child_signal_group(p->child, 0); }
+static bool group_alive(struct proxy *p)
+{
+    return tp_child_signal_group(p->child, 0);
+}
 
 /* Moves a shutdown on once the leader has exited: leftovers of its process group (npx's
  * children) get SIGTERM, then SIGKILL; we finish once its stdout is drained to EOF. */
@@ -289,7 +298,10 @@ static void on_relist_timer(uv_timer_t *t)
         proxy__start_relist(p, NULL, 0, true);
 }
 
-static void on_relist_timeout(uv_timer_t *t) { proxy__relist_timed_out(t->data); }
+static void on_relist_timeout(uv_timer_t *t)
+{
+    proxy__relist_timed_out(t->data);
+}
 
 void proxy__arm_relist_timer(struct proxy *p)
 {

@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool method_is(const struct jrpc_peek *pk, const char *m) { return strcmp(pk->method, m) == 0; }
+static bool method_is(const struct jrpc_peek *pk, const char *m)
+{
+    return strcmp(pk->method, m) == 0;
+}
 
 static int id_key(struct proxy *p, struct jrpc_slice id)
 {
@@ -57,7 +60,7 @@ void proxy__fail_pending(struct proxy *p, const char *why)
     char msg[CLAMPD_STDERR_TAIL + 512];
 
     snprintf(msg, sizeof(msg), "clampd: %s", why);
-    json_object_keylen_foreach(p->pending, key, klen, entry) {
+    json_object_keylen_foreach (p->pending, key, klen, entry) {
         const char *raw = json_string_value(json_object_get(entry, "id"));
         struct jrpc_slice id = {raw, json_string_length(json_object_get(entry, "id"))};
         (void)key, (void)klen;
@@ -87,7 +90,8 @@ static enum pending_kind request_kind(struct proxy *p, const char *line, size_t 
 }
 
 /* Forwards a client request, remembering it until it is answered. */
-static void client_request(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk)
+static void client_request(struct proxy *p, const char *line, size_t len,
+                           const struct jrpc_peek *pk)
 {
     int rc;
 
@@ -100,7 +104,8 @@ static void client_request(struct proxy *p, const char *line, size_t len, const 
         return;
     }
     if (p->child_gone || p->stopping) {
-        proxy__send_error(p, pk->id, JRPC_DOWNSTREAM_ERROR, "clampd: the downstream MCP server is gone");
+        proxy__send_error(p, pk->id, JRPC_DOWNSTREAM_ERROR,
+                          "clampd: the downstream MCP server is gone");
         return;
     }
     if (pk->id_is_null) {
@@ -150,12 +155,8 @@ static void client_message(struct proxy *p, const char *line, size_t len)
         return;
     }
     switch (pk.kind) {
-    case JRPC_BATCH:
-        split_batch(p, line, len, proxy__client_line);
-        return;
-    case JRPC_REQUEST:
-        client_request(p, line, len, &pk);
-        return;
+    case JRPC_BATCH: split_batch(p, line, len, proxy__client_line); return;
+    case JRPC_REQUEST: client_request(p, line, len, &pk); return;
     case JRPC_NOTIFICATION:
         if (method_is(&pk, "notifications/cancelled"))
             client_cancel(p, line, len);
@@ -189,12 +190,14 @@ int proxy__client_line(void *ctx, int status, const char *line, size_t len)
 
 /* ---- from the downstream ---- */
 
-static void server_response(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk)
+static void server_response(struct proxy *p, const char *line, size_t len,
+                            const struct jrpc_peek *pk)
 {
     int k;
     size_t plen = strlen(p->own_prefix);
 
-    if (pk->id.n > plen + 2 && pk->id.p[0] == '"' && memcmp(pk->id.p + 1, p->own_prefix, plen) == 0) {
+    if (pk->id.n > plen + 2 && pk->id.p[0] == '"' &&
+        memcmp(pk->id.p + 1, p->own_prefix, plen) == 0) {
         proxy__own_answer(p, line, len);
         return;
     }
@@ -215,17 +218,13 @@ static void server_message(struct proxy *p, const char *line, size_t len)
     struct jrpc_peek pk;
 
     if (jrpc_peek(line, len, &pk)) {
-        clog_warn("downstream wrote a line that is not JSON (%zu bytes: \"%.*s%s\"); dropped",
-                  len, (int)(len > 80 ? 80 : len), line, len > 80 ? "…" : "");
+        clog_warn("downstream wrote a line that is not JSON (%zu bytes: \"%.*s%s\"); dropped", len,
+                  (int)(len > 80 ? 80 : len), line, len > 80 ? "…" : "");
         return;
     }
     switch (pk.kind) {
-    case JRPC_BATCH:
-        split_batch(p, line, len, proxy__server_line);
-        return;
-    case JRPC_RESPONSE:
-        server_response(p, line, len, &pk);
-        return;
+    case JRPC_BATCH: split_batch(p, line, len, proxy__server_line); return;
+    case JRPC_RESPONSE: server_response(p, line, len, &pk); return;
     case JRPC_NOTIFICATION:
         if (method_is(&pk, "notifications/tools/list_changed"))
             proxy__start_relist(p, line, len, false);
@@ -235,9 +234,7 @@ static void server_message(struct proxy *p, const char *line, size_t len)
     case JRPC_REQUEST:
         proxy__to_client(p, line, len); /* sampling, elicitation, roots, ping, … */
         return;
-    default:
-        clog_warn("downstream wrote JSON that is not a JSON-RPC message; dropped");
-        return;
+    default: clog_warn("downstream wrote JSON that is not a JSON-RPC message; dropped"); return;
     }
 }
 
@@ -272,7 +269,7 @@ static void split_batch(struct proxy *p, const char *line, size_t len, jrpc_line
         json_decref(arr);
         return;
     }
-    json_array_foreach(arr, i, el) {
+    json_array_foreach (arr, i, el) {
         char *s = json_is_array(el) ? NULL : json_dumps(el, JSON_COMPACT | JSON_ENCODE_ANY);
         if (s)
             fn(p, 0, s, strlen(s));

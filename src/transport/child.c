@@ -52,8 +52,8 @@ static void keep_tail(struct tp_child *c, const char *data, size_t len)
         memcpy(c->tail, data + len - CLAMPD_STDERR_TAIL, CLAMPD_STDERR_TAIL);
         c->tail_len = CLAMPD_STDERR_TAIL;
     } else {
-        size_t keep = c->tail_len + len > CLAMPD_STDERR_TAIL ? CLAMPD_STDERR_TAIL - len
-                                                             : c->tail_len;
+        size_t keep =
+            c->tail_len + len > CLAMPD_STDERR_TAIL ? CLAMPD_STDERR_TAIL - len : c->tail_len;
         memmove(c->tail, c->tail + c->tail_len - keep, keep);
         memcpy(c->tail + keep, data, len);
         c->tail_len = keep + len;
@@ -219,9 +219,15 @@ out:
     return rc;
 }
 
-int tp_child_write(struct tp_child *c, char *buf, size_t len) { return tp_out_write(c->in, buf, len); }
+int tp_child_write(struct tp_child *c, char *buf, size_t len)
+{
+    return tp_out_write(c->in, buf, len);
+}
 
-bool tp_child_stdin_congested(const struct tp_child *c) { return c->in && tp_out_congested(c->in); }
+bool tp_child_stdin_congested(const struct tp_child *c)
+{
+    return c->in && tp_out_congested(c->in);
+}
 
 void tp_child_close_stdin(struct tp_child *c)
 {
@@ -230,8 +236,14 @@ void tp_child_close_stdin(struct tp_child *c)
     c->in = NULL;
 }
 
-void tp_child_pause_stdout(struct tp_child *c) { tp_in_pause(c->out); }
-void tp_child_resume_stdout(struct tp_child *c) { tp_in_resume(c->out); }
+void tp_child_pause_stdout(struct tp_child *c)
+{
+    tp_in_pause(c->out);
+}
+void tp_child_resume_stdout(struct tp_child *c)
+{
+    tp_in_resume(c->out);
+}
 
 bool tp_child_signal_group(struct tp_child *c, int sig)
 {
@@ -240,7 +252,10 @@ bool tp_child_signal_group(struct tp_child *c, int sig)
     return kill(-c->pid, sig) == 0;
 }
 
-bool tp_child_exited(const struct tp_child *c) { return c->exited; }
+bool tp_child_exited(const struct tp_child *c)
+{
+    return c->exited;
+}
 
 void tp_child_exit_status(const struct tp_child *c, int64_t *status, int *term_signal)
 {
@@ -248,9 +263,15 @@ void tp_child_exit_status(const struct tp_child *c, int64_t *status, int *term_s
     *term_signal = c->term_signal;
 }
 
-int tp_child_pid(const struct tp_child *c) { return c->pid; }
+int tp_child_pid(const struct tp_child *c)
+{
+    return c->pid;
+}
 
-const char *tp_child_stderr_tail(struct tp_child *c) { return c->tail; }
+const char *tp_child_stderr_tail(struct tp_child *c)
+{
+    return c->tail;
+}
 
 void tp_child_free(struct tp_child *c)
 {

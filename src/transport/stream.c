@@ -52,10 +52,8 @@ struct tp_in {
 static int open_stream(uv_loop_t *loop, int fd, uv_handle_t *h, bool readable)
 {
     switch (uv_guess_handle(fd)) {
-    case UV_FILE:
-        return 1;
-    case UV_TTY:
-        return uv_tty_init(loop, (uv_tty_t *)h, fd, readable);
+    case UV_FILE: return 1;
+    case UV_TTY: return uv_tty_init(loop, (uv_tty_t *)h, fd, readable);
     default:
         if (uv_pipe_init(loop, (uv_pipe_t *)h, 0))
             return UV_EINVAL;
@@ -192,8 +190,14 @@ int tp_out_write(struct tp_out *o, char *buf, size_t len)
     return 0;
 }
 
-size_t tp_out_backlog(const struct tp_out *o) { return o->backlog; }
-bool tp_out_congested(const struct tp_out *o) { return o->congested; }
+size_t tp_out_backlog(const struct tp_out *o)
+{
+    return o->backlog;
+}
+bool tp_out_congested(const struct tp_out *o)
+{
+    return o->congested;
+}
 
 void tp_out_close(struct tp_out *o, tp_event_fn done, void *ctx)
 {
@@ -276,8 +280,7 @@ static void file_read_next(struct tp_in *in)
     }
 }
 
-struct tp_in *tp_in_open(uv_loop_t *loop, int fd, tp_data_fn on_data, tp_event_fn on_eof,
-                         void *ctx)
+struct tp_in *tp_in_open(uv_loop_t *loop, int fd, tp_data_fn on_data, tp_event_fn on_eof, void *ctx)
 {
     struct tp_in *in = calloc(1, sizeof(*in));
     int rc;
@@ -320,7 +323,10 @@ void tp_in_resume(struct tp_in *in)
         in_eof(in);
 }
 
-static void in_closed(uv_handle_t *h) { free(h->data); }
+static void in_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 void tp_in_close(struct tp_in *in)
 {

@@ -52,10 +52,10 @@ void tp_in_close(struct tp_in *in);
 struct tp_child;
 
 struct tp_child_cbs {
-    tp_data_fn on_stdout;        /* bytes from the child's stdout */
-    tp_event_fn on_stdout_eof;   /* its stdout closed */
-    tp_event_fn on_exit;         /* the process exited (see tp_child_exit_status) */
-    tp_event_fn on_stdin_drain;  /* its stdin backlog fell back below half the high water */
+    tp_data_fn on_stdout;       /* bytes from the child's stdout */
+    tp_event_fn on_stdout_eof;  /* its stdout closed */
+    tp_event_fn on_exit;        /* the process exited (see tp_child_exit_status) */
+    tp_event_fn on_stdin_drain; /* its stdin backlog fell back below half the high water */
     void *ctx;
 };
 

@@ -88,11 +88,11 @@ static void test_first_use(void **state)
     assert_int_equal(rep.offered, 2);
     assert_int_equal(rep.new_pins, 2);
     assert_int_equal(cjson_contract_hash("read_file", desc, schema, expect), 0);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(json_array_get(json_object_get(res, "tools"), 0),
-                                            "_meta"),
-                            "clampd/contract_hash")),
-                        expect);
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_array_get(json_object_get(res, "tools"), 0), "_meta"),
+            "clampd/contract_hash")),
+        expect);
     decide(s, "read_file", &v);
     assert_int_equal(v.verdict, VERDICT_ALLOW);
     decide(s, "write_file", &v);
@@ -124,11 +124,13 @@ static void test_rug_pull(void **state)
     decide(s2, "read_file", &v);
     assert_int_equal(v.verdict, VERDICT_DENY);
     assert_string_equal(v.error_code, "descriptor_hash_mismatch");
-    assert_non_null(strstr(v.reason, "descriptor_hash_mismatch: tool 'read_file' was called with hash "));
+    assert_non_null(
+        strstr(v.reason, "descriptor_hash_mismatch: tool 'read_file' was called with hash "));
     assert_int_equal(strlen(v.request_id), ENGINE_REQID_LEN);
 
     denial = engine_denial_result(&v, "read_file");
-    text = json_string_value(json_object_get(json_array_get(json_object_get(denial, "content"), 0), "text"));
+    text = json_string_value(
+        json_object_get(json_array_get(json_object_get(denial, "content"), 0), "text"));
     {
         static const char head[] =
             "[clampd] Tool call 'read_file' was BLOCKED.\nReason: descriptor_hash_mismatch: ";
@@ -136,8 +138,10 @@ static void test_rug_pull(void **state)
     }
     assert_non_null(strstr(text, "\nRisk score: 1.00\nRequest ID: "));
     assert_true(json_is_true(json_object_get(denial, "isError")));
-    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(denial, "_meta"), "clampd/denial"), "error_code")),
-                        "descriptor_hash_mismatch");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(denial, "_meta"), "clampd/denial"), "error_code")),
+        "descriptor_hash_mismatch");
     json_decref(denial);
     engine_session_free(s2);
 
@@ -169,7 +173,8 @@ static void test_strict_new_tool(void **state)
     struct engine_config cfg = {f->dir, "a", PIN_MODE_STRICT};
     struct engine *strict;
     char *err = NULL;
-    json_t *res = json_pack("{s:[{s:s, s:s}]}", "tools", "name", "read_file2", "description", "Reads a file");
+    json_t *res =
+        json_pack("{s:[{s:s, s:s}]}", "tools", "name", "read_file2", "description", "Reads a file");
 
     engine_session_free(s);
     assert_int_equal(engine_new(&cfg, &strict, &err), 0);
@@ -183,7 +188,8 @@ static void test_strict_new_tool(void **state)
     engine_session_free(s);
     assert_int_equal(engine_pins_approve(f->dir, "demo", "read_file2", &err), 1);
     json_decref(res);
-    res = json_pack("{s:[{s:s, s:s}]}", "tools", "name", "read_file2", "description", "Reads a file");
+    res =
+        json_pack("{s:[{s:s, s:s}]}", "tools", "name", "read_file2", "description", "Reads a file");
     s = engine_session_new(strict, "node server.js");
     engine_session_set_server(s, "demo");
     assert_int_equal(engine_discover_tools(s, res, true, &rep), 0);
@@ -218,8 +224,8 @@ static void test_malformed_and_pages(void **state)
     struct engine_discovery rep;
     struct engine_verdict v;
     struct engine_session *s = engine_session_new(f->eng, "x");
-    json_t *p1 = json_pack("{s:[{s:s}, {s:s, s:s}, {s:i}], s:s}", "tools", "name", "a", "name",
-                           "a", "description", "evil twin", "name", 5, "nextCursor", "c1");
+    json_t *p1 = json_pack("{s:[{s:s}, {s:s, s:s}, {s:i}], s:s}", "tools", "name", "a", "name", "a",
+                           "description", "evil twin", "name", 5, "nextCursor", "c1");
     json_t *p2 = json_pack("{s:[{s:s}]}", "tools", "name", "b");
 
     assert_int_equal(engine_discover_tools(s, p1, true, &rep), 0);
@@ -236,7 +242,8 @@ static void test_malformed_and_pages(void **state)
     assert_int_equal(engine_discover_tools(s, p2, true, &rep), 0);
     decide(s, "a", &v);
     assert_string_equal(v.error_code, "unknown_tool");
-    assert_int_equal(engine_discover_tools(s, json_object_get(p2, "nope") ? p2 : p1, true, &rep), 0);
+    assert_int_equal(engine_discover_tools(s, json_object_get(p2, "nope") ? p2 : p1, true, &rep),
+                     0);
     json_t *bad = json_pack("{s:s}", "tools", "not an array");
     assert_int_equal(engine_discover_tools(s, bad, true, &rep), ERR_PARSE);
     json_decref(bad);

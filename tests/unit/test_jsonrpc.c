@@ -126,7 +126,8 @@ static void test_peek_kinds(void **state)
     struct jrpc_peek pk;
     (void)state;
 
-    peek_ok("{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"x\":[1,2]}}", &pk);
+    peek_ok("{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"x\":[1,2]}}",
+            &pk);
     assert_int_equal(pk.kind, JRPC_REQUEST);
     assert_string_equal(pk.method, "tools/call");
     assert_int_equal(pk.id.n, 1);
@@ -175,10 +176,27 @@ static void test_peek_tricks(void **state)
 static void test_peek_rejects(void **state)
 {
     static const char *bad[] = {
-        "", "   ", "{", "{\"a\":}", "{\"a\":1,}", "[1,]", "{'a':1}", "{\"a\":01}",
-        "{\"a\":1.}", "{\"a\":-}", "{\"a\":tru}", "{\"a\":\"\x01\"}", "{\"a\":\"\\x\"}",
-        "{\"a\":\"\\u12\"}", "{\"a\":1} {", "{\"a\":\"\xc3\"}", "{\"a\":\"\xed\xa0\x80\"}",
-        "{\"a\":\"\xc0\xaf\"}", "nul", "{\"a\" 1}", "garbage",
+        "",
+        "   ",
+        "{",
+        "{\"a\":}",
+        "{\"a\":1,}",
+        "[1,]",
+        "{'a':1}",
+        "{\"a\":01}",
+        "{\"a\":1.}",
+        "{\"a\":-}",
+        "{\"a\":tru}",
+        "{\"a\":\"\x01\"}",
+        "{\"a\":\"\\x\"}",
+        "{\"a\":\"\\u12\"}",
+        "{\"a\":1} {",
+        "{\"a\":\"\xc3\"}",
+        "{\"a\":\"\xed\xa0\x80\"}",
+        "{\"a\":\"\xc0\xaf\"}",
+        "nul",
+        "{\"a\" 1}",
+        "garbage",
     };
     struct jrpc_peek pk;
     (void)state;
