@@ -11,20 +11,25 @@
 
 #include <string.h>
 
-/* Learns once per server identity whether the server had pins before this session: in
- * strict mode only tools new to an already pinned server are held. */
-static int ensure_known(struct engine_session *s)
+/* Learns once per server identity and kind whether the server had pins of that kind
+ * before this session: in strict mode only items new to an already pinned server are
+ * held, and a server whose prompts were never listed before pins them as first use. */
+static int ensure_known(struct engine_session *s, const char *kind)
 {
     bool known = false;
     int rc;
 
-    if (s->known_server >= 0)
+    if (json_object_get(s->known, kind))
         return 0;
-    rc = engine__pins_server_known(&s->engine->pins, s->command, s->server, &known);
+    rc = engine__pins_server_known(&s->engine->pins, s->command, s->server, kind, &known);
     if (rc)
         return rc;
-    s->known_server = known ? 1 : 0;
-    return 0;
+    return json_object_set_new(s->known, kind, json_boolean(known)) ? ERR_NOMEM : 0;
+}
+
+static bool was_known(const struct engine_session *s, const char *kind)
+{
+    return json_is_true(json_object_get(s->known, kind));
 }
 
 static enum tool_state state_of(enum pin_outcome o)
@@ -44,7 +49,7 @@ static void log_outcome(const struct engine_session *s, const char *kind, const 
 
     switch (o) {
     case PIN_OUT_NEW:
-        if (s->known_server == 1)
+        if (was_known(s, kind))
             clog_warn("new %s '%s' appeared on server '%s', which already had pins; pinned %.16s",
                       kind, name, srv, hash);
         else
@@ -67,7 +72,7 @@ static void log_outcome(const struct engine_session *s, const char *kind, const 
 static int check_pin(struct engine_session *s, const char *kind, const char *name, const char *hash,
                      enum pin_outcome *o, char pinned[CJSON_HEX_LEN + 1])
 {
-    bool hold = s->engine->pin_mode == PIN_MODE_STRICT && s->known_server == 1;
+    bool hold = s->engine->pin_mode == PIN_MODE_STRICT && was_known(s, kind);
     int rc = engine__pins_check(&s->engine->pins, s->command, s->server, kind, name, hash, hold, o,
                                 pinned);
     if (rc)
@@ -144,7 +149,7 @@ int engine_discover_tools(struct engine_session *s, json_t *result, bool first_p
     memset(rep, 0, sizeof(*rep));
     if (!json_is_array(tools) || json_array_size(tools) > CLAMPD_MAX_TOOLS)
         goto out;
-    rc = ensure_known(s);
+    rc = ensure_known(s, "tool");
     if (rc)
         goto out;
     set = first_page ? json_object() : json_deep_copy(s->tools);
@@ -182,7 +187,7 @@ int engine_discover_instructions(struct engine_session *s, json_t *init_result)
     if (!ins)
         return 0;
     dbuf_init(&canon, CLAMPD_MAX_CANONICAL);
-    rc = ensure_known(s);
+    rc = ensure_known(s, "instructions");
     if (!rc)
         rc = cjson_canonical(ins, &canon);
     if (!rc) {
@@ -224,7 +229,7 @@ int engine_discover_items(struct engine_session *s, json_t *result, const char *
     *withheld = 0;
     if (!json_is_array(items))
         return ERR_PARSE;
-    rc = ensure_known(s);
+    rc = ensure_known(s, kind);
     for (size_t i = 0; !rc && i < json_array_size(items);) {
         json_t *item = json_array_get(items, i);
         const char *name = json_string_value(json_object_get(item, "name"));

@@ -32,14 +32,15 @@ struct engine_session {
     char *command;
     char *server;     /* serverInfo.name, "" until known */
     json_t *tools;    /* name -> {"hash": s, "pinned": s, "state": i}, withheld ones too */
-    int known_server; /* -1 unknown yet, 0 no pins before this session, 1 had pins */
+    json_t *known;   /* kind -> true/false: had the server pins of that kind before this
+                      * session? (absent: not asked yet) */
 };
 
 int engine__pins_open(struct engine__pins *p, const char *path, bool create, char **errmsg);
 void engine__pins_close(struct engine__pins *p);
 /* Has the (command, server) pair any pin at all? */
 int engine__pins_server_known(struct engine__pins *p, const char *command, const char *server,
-                              bool *known);
+                              const char *kind, bool *known);
 /* Checks hash against the pin of (command, server, kind, name), pinning first use.
  * pinned receives the approved hash ("" for a new held item). */
 int engine__pins_check(struct engine__pins *p, const char *command, const char *server,

@@ -52,8 +52,8 @@ struct engine_session *engine_session_new(struct engine *e, const char *command)
     s->command = strdup(command);
     s->server = strdup("");
     s->tools = json_object();
-    s->known_server = -1;
-    if (!s->command || !s->server || !s->tools) {
+    s->known = json_object();
+    if (!s->command || !s->server || !s->tools || !s->known) {
         engine_session_free(s);
         return NULL;
     }
@@ -67,6 +67,7 @@ void engine_session_free(struct engine_session *s)
     free(s->command);
     free(s->server);
     json_decref(s->tools);
+    json_decref(s->known);
     free(s);
 }
 
@@ -78,7 +79,7 @@ void engine_session_set_server(struct engine_session *s, const char *server_name
         return; /* keeps the old identity; pins stay keyed consistently */
     free(s->server);
     s->server = copy;
-    s->known_server = -1;
+    json_object_clear(s->known);
 }
 
 const char *engine_session_server(const struct engine_session *s)

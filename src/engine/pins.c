@@ -89,16 +89,17 @@ void engine__pins_close(struct engine__pins *p)
 }
 
 int engine__pins_server_known(struct engine__pins *p, const char *command, const char *server,
-                              bool *known)
+                              const char *kind, bool *known)
 {
     sqlite3_stmt *st = NULL;
     int rc = ERR_DB;
 
-    if (sqlite3_prepare_v2(p->db, "SELECT 1 FROM pins WHERE command=?1 AND server=?2 LIMIT 1", -1,
+    if (sqlite3_prepare_v2(p->db, "SELECT 1 FROM pins WHERE command=?1 AND server=?2 AND kind=?3 LIMIT 1", -1,
                            &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_text(st, 1, command, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, server, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         rc = ERR_DB;

@@ -46,6 +46,8 @@ void proxy__client_call(struct proxy *p, const char *line, size_t len, const str
     struct engine_verdict v;
     const char *tool;
 
+    if (!p->list_attempted && !p->relisting)
+        proxy__start_relist(p, NULL, 0, RELIST_FIRST);
     if (p->relisting) {
         hold(p, "server", line, len);
         return;
@@ -84,6 +86,7 @@ static int discover(struct proxy *p, enum pending_kind k, json_t *result, bool *
     switch (k) {
     case PK_INITIALIZE:
         p->initialized = true;
+        p->has_tools = json_object_get(json_object_get(result, "capabilities"), "tools") != NULL;
         engine_session_set_server(p->session, json_string_value(json_object_get(
                                                   json_object_get(result, "serverInfo"), "name")));
         *rewritten = json_object_get(result, "instructions") != NULL;
@@ -94,6 +97,7 @@ static int discover(struct proxy *p, enum pending_kind k, json_t *result, bool *
     case PK_TOOLS_LIST:
     case PK_TOOLS_LIST_PAGE:
         rc = engine_discover_tools(p->session, result, k == PK_TOOLS_LIST, &rep);
+        p->list_attempted = true;
         if (!rc && (rep.changed || rep.held || rep.invalid))
             clog_warn("tools/list: %u listed, %u offered, %u withheld", rep.listed, rep.offered,
                       rep.changed + rep.held + rep.invalid);
@@ -156,13 +160,17 @@ static void send_list_request(struct proxy *p, const json_t *cursor)
     json_decref(msg);
 }
 
-void proxy__start_relist(struct proxy *p, const char *notification, size_t len, bool from_timer)
+void proxy__start_relist(struct proxy *p, const char *notification, size_t len,
+                         enum relist_reason why)
 {
+    static const char *const what[] = {"server said the list changed", "periodic check",
+                                       "first listing of the session"};
+
     if (notification)
         hold(p, "client", notification, len);
     if (p->relisting)
         return;
-    if (!p->initialized || p->stopping) {
+    if ((!p->initialized && why != RELIST_FIRST) || p->stopping) {
         /* Nothing listed yet: the client's own first tools/list will be inspected. */
         json_array_clear(p->held);
         if (notification)
@@ -173,9 +181,9 @@ void proxy__start_relist(struct proxy *p, const char *notification, size_t len, 
         p->relist_digest[0] = '\0';
     p->relisting = true;
     p->relist_pages = 0;
-    p->relist_from_timer = from_timer;
-    clog_info("re-listing tools (%s)",
-              from_timer ? "periodic check" : "server said the list changed");
+    p->relist_reason = why;
+    p->list_attempted = true;
+    clog_info("listing tools (%s)", what[why]);
     send_list_request(p, NULL);
     proxy__arm_relist_timeout(p, RELIST_TIMEOUT_MS);
 }
@@ -191,7 +199,7 @@ static void finish_relist(struct proxy *p)
 
     p->relisting = false;
     uv_timer_stop(&p->relist_timeout);
-    if (p->relist_from_timer && (engine_session_tools_digest(p->session, digest) ||
+    if (p->relist_reason == RELIST_TIMER && (engine_session_tools_digest(p->session, digest) ||
                                  strcmp(digest, p->relist_digest) != 0)) {
         static const char note[] =
             "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}";

@@ -20,6 +20,13 @@ enum pending_kind {
     PK_TEMPLATES_LIST,
 };
 
+/* Why clampd lists tools on its own. */
+enum relist_reason {
+    RELIST_NOTIFIED, /* the server sent notifications/tools/list_changed */
+    RELIST_TIMER,    /* the periodic check */
+    RELIST_FIRST,    /* the session has no listing yet: a call must wait for one */
+};
+
 struct proxy {
     uv_loop_t *loop;
     const struct proxy_config *cfg;
@@ -36,10 +43,12 @@ struct proxy {
     char own_prefix[40]; /* "clampd-<nonce>-": our request ids; the client cannot guess it */
     uint64_t own_seq;
 
-    bool initialized; /* the downstream answered initialize */
+    bool initialized;    /* the downstream answered initialize */
+    bool has_tools;      /* ... declaring the tools capability */
+    bool list_attempted; /* a tools listing was made (or tried) in this session */
     bool relisting;   /* our own tools/list is in flight */
     unsigned relist_pages;
-    bool relist_from_timer;
+    enum relist_reason relist_reason;
     char relist_digest[CJSON_HEX_LEN + 1];
     json_t *held; /* lines held until the re-listing ends: [{"to": "client"|"server",
                    * "line": s}] */
@@ -73,7 +82,8 @@ void proxy__client_call(struct proxy *p, const char *line, size_t len, const str
 void proxy__server_answer(struct proxy *p, enum pending_kind k, const char *line, size_t len,
                           struct jrpc_slice id);
 void proxy__own_answer(struct proxy *p, const char *line, size_t len);
-void proxy__start_relist(struct proxy *p, const char *notification, size_t len, bool from_timer);
+void proxy__start_relist(struct proxy *p, const char *notification, size_t len,
+                         enum relist_reason why);
 void proxy__relist_timed_out(struct proxy *p);
 
 #endif

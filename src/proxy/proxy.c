@@ -295,7 +295,7 @@ static void on_relist_timer(uv_timer_t *t)
 {
     struct proxy *p = t->data;
     if (p->initialized && !p->relisting && !p->stopping)
-        proxy__start_relist(p, NULL, 0, true);
+        proxy__start_relist(p, NULL, 0, RELIST_TIMER);
 }
 
 static void on_relist_timeout(uv_timer_t *t)

@@ -158,10 +158,15 @@ static void client_message(struct proxy *p, const char *line, size_t len)
     case JRPC_BATCH: split_batch(p, line, len, proxy__client_line); return;
     case JRPC_REQUEST: client_request(p, line, len, &pk); return;
     case JRPC_NOTIFICATION:
-        if (method_is(&pk, "notifications/cancelled"))
+        if (method_is(&pk, "notifications/cancelled")) {
             client_cancel(p, line, len);
-        else
-            proxy__to_server(p, line, len);
+            return;
+        }
+        proxy__to_server(p, line, len);
+        /* Clients may call tools without listing them first: clampd lists them itself as
+         * soon as the session is ready, so the first call can be checked at once. */
+        if (method_is(&pk, "notifications/initialized") && p->has_tools && !p->list_attempted)
+            proxy__start_relist(p, NULL, 0, RELIST_FIRST);
         return;
     case JRPC_RESPONSE:
         proxy__to_server(p, line, len); /* answer to a server→client request */
@@ -227,7 +232,7 @@ static void server_message(struct proxy *p, const char *line, size_t len)
     case JRPC_RESPONSE: server_response(p, line, len, &pk); return;
     case JRPC_NOTIFICATION:
         if (method_is(&pk, "notifications/tools/list_changed"))
-            proxy__start_relist(p, line, len, false);
+            proxy__start_relist(p, line, len, RELIST_NOTIFIED);
         else
             proxy__to_client(p, line, len);
         return;

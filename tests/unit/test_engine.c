@@ -199,6 +199,31 @@ static void test_strict_new_tool(void **state)
     json_decref(res);
 }
 
+/* Strict mode holds items new to a server per kind: prompts never listed before are
+ * first use, even when the server's tools were pinned in an earlier session. */
+static void test_strict_per_kind(void **state)
+{
+    struct fix *f = *state;
+    struct engine_discovery rep;
+    struct engine_session *s = session_with(f, "Reads a file", &rep);
+    struct engine_config cfg = {f->dir, "a", PIN_MODE_STRICT};
+    struct engine *strict;
+    char *err = NULL;
+    json_t *prompts = json_pack("{s:[{s:s}]}", "prompts", "name", "summarise");
+    unsigned withheld = 9;
+
+    engine_session_free(s);
+    assert_int_equal(engine_new(&cfg, &strict, &err), 0);
+    s = engine_session_new(strict, "node server.js");
+    engine_session_set_server(s, "demo");
+    assert_int_equal(engine_discover_items(s, prompts, "prompts", "prompt", &withheld), 0);
+    assert_int_equal(withheld, 0);
+    assert_int_equal(json_array_size(json_object_get(prompts, "prompts")), 1);
+    engine_session_free(s);
+    engine_free(strict);
+    json_decref(prompts);
+}
+
 /* The same tool name from a different server identity is a different pin. */
 static void test_identity(void **state)
 {
@@ -306,6 +331,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_first_use, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rug_pull, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strict_new_tool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strict_per_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_and_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instructions_and_prompts, setup, teardown),
