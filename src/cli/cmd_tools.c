@@ -14,14 +14,16 @@
 
 static const char usage[] =
     "Usage: clampd tools list [--json] [--state-dir DIR]\n"
-    "       clampd tools approve SERVER TOOL [--state-dir DIR]\n"
+    "       clampd tools approve SERVER TOOL [--hash PREFIX] [--state-dir DIR]\n"
     "       clampd tools revoke SERVER [TOOL] [--state-dir DIR]\n"
     "\n"
     "list     every pin: server (its serverInfo.name), kind, name, status, hash, first and\n"
     "         last seen. Status 'changed' is a rug pull waiting for review; 'pending' is a\n"
     "         new tool held back by --pin-mode strict.\n"
     "approve  accept the new hash of a changed or pending item named TOOL on SERVER\n"
-    "         (takes effect at the next tools/list of running proxies)\n"
+    "         (takes effect at the next tools/list of running proxies). With --hash, only\n"
+    "         if the new hash starts with PREFIX (as printed in the rug-pull warning), so\n"
+    "         that what is approved is the change that was reviewed.\n"
     "revoke   forget the pins of TOOL on SERVER (all of SERVER's pins without TOOL);\n"
     "         the next listing pins them again as first use\n"
     "\n"
@@ -29,6 +31,7 @@ static const char usage[] =
     "  --state-dir DIR   the state directory (default: $XDG_STATE_HOME/clampd, else\n"
     "                    ~/.local/state/clampd)\n"
     "  --json            list as JSON Lines, one pin per line\n"
+    "  --hash PREFIX     approve only a pending hash starting with PREFIX (hex)\n"
     "  -h, --help        show this help\n";
 
 static void fmt_time(int64_t ms, char *out, size_t n)
@@ -37,6 +40,26 @@ static void fmt_time(int64_t ms, char *out, size_t n)
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Names come from servers: no control character (ANSI escapes) reaches the terminal. */
+static const char *printable(const char *in, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *in && n + 1 < cap; in++)
+        out[n++] = (unsigned char)*in < 0x20 || *in == 0x7f ? '?' : *in;
+    out[n] = '\0';
+    return out;
+}
+
+static bool is_hex(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F')))
+            return false;
+    return true;
 }
 
 static int print_pin(void *ctx, const struct engine_pin *pin)
@@ -57,12 +80,15 @@ static int print_pin(void *ctx, const struct engine_pin *pin)
         json_decref(o);
         return s ? 0 : -1;
     }
+    char srv[128], name[256];
+
     fmt_time(pin->first_seen_ms, first, sizeof(first));
     fmt_time(pin->last_seen_ms, last, sizeof(last));
-    printf("%-24s %-17s %-28s %-8s %.16s%s%.16s  %s  %s\n", pin->server[0] ? pin->server : "-",
-           pin->kind, pin->name[0] ? pin->name : "-", pin->status, pin->hash[0] ? pin->hash : "-",
-           pin->pending_hash ? " -> " : "", pin->pending_hash ? pin->pending_hash : "", first,
-           last);
+    printf("%-24s %-17s %-28s %-8s %.16s%s%.16s  %s  %s\n",
+           pin->server[0] ? printable(pin->server, srv, sizeof(srv)) : "-", pin->kind,
+           pin->name[0] ? printable(pin->name, name, sizeof(name)) : "-", pin->status,
+           pin->hash[0] ? pin->hash : "-", pin->pending_hash ? " -> " : "",
+           pin->pending_hash ? pin->pending_hash : "", first, last);
     return 0;
 }
 
@@ -70,9 +96,10 @@ int cmd_tools(int argc, char **argv)
 {
     static const struct option longs[] = {{"state-dir", required_argument, NULL, 's'},
                                           {"json", no_argument, NULL, 'j'},
+                                          {"hash", required_argument, NULL, 'x'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
-    const char *state = NULL, *sub;
+    const char *state = NULL, *sub, *hash = NULL;
     bool json = false;
     char *dir = NULL, *err = NULL;
     int c, rc = 1;
@@ -82,6 +109,8 @@ int cmd_tools(int argc, char **argv)
             state = optarg;
         else if (c == 'j')
             json = true;
+        else if (c == 'x' && is_hex(optarg) && strlen(optarg) <= 64)
+            hash = optarg;
         else if (c == 'h') {
             fputs(usage, stdout);
             return 0;
@@ -104,7 +133,7 @@ int cmd_tools(int argc, char **argv)
                    "HASH", "FIRST SEEN", "LAST SEEN");
         rc = engine_pins_each(dir, print_pin, &json, &err) ? 1 : 0;
     } else if (strcmp(sub, "approve") == 0 && argc - optind == 2) {
-        int n = engine_pins_approve(dir, argv[optind], argv[optind + 1], &err);
+        int n = engine_pins_approve(dir, argv[optind], argv[optind + 1], hash, &err);
         if (n == 0)
             fprintf(stderr, "clampd tools: nothing to approve for '%s' on server '%s'\n",
                     argv[optind + 1], argv[optind]);

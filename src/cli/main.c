@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "cli/cli.h"
 #include "core/core.h"
 
@@ -25,6 +27,10 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
+    if (sodium_init() < 0) {
+        fputs("clampd: cannot initialise libsodium\n", stderr);
+        return 1;
+    }
     if (argc < 2) {
         fputs(usage, stderr);
         return 1;

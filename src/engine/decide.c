@@ -33,15 +33,19 @@ static void check_descriptor(const struct engine_session *s, const char *tool,
                              struct engine_verdict *v)
 {
     json_t *entry = json_object_get(s->tools, tool);
-    const char *srv = s->server[0] ? s->server : "(unnamed)";
     const char *hash = json_string_value(json_object_get(entry, "hash"));
     const char *pinned = json_string_value(json_object_get(entry, "pinned"));
+    char t[ENGINE_SHQ_MAX], srv[ENGINE_SHQ_MAX];
 
+    /* Names come from the peers: quoted as shell words, so the approve command we suggest
+     * stays one command, and control characters never reach the model or a terminal. */
+    engine__shq(tool, t, sizeof(t));
+    engine__shq(s->server, srv, sizeof(srv));
     if (!entry || !hash || !pinned) {
         set_deny(v, "unknown_tool", 1.0,
-                 "tool '%s' is not in this session's tool list from server '%s'; only tools the"
+                 "tool %s is not in this session's tool list from server %s; only tools the"
                  " server listed (tools/list) can be called",
-                 tool, srv);
+                 t, srv);
         return;
     }
     switch (json_integer_value(json_object_get(entry, "state"))) {
@@ -54,17 +58,25 @@ static void check_descriptor(const struct engine_session *s, const char *tool,
         /* a set entry whose hash is not its pin is never callable */
         __attribute__((fallthrough));
     case TOOL_CHANGED:
+        if (strcmp(json_string_value(json_object_get(entry, "what")), "display") == 0) {
+            set_deny(v, "descriptor_hash_mismatch", 1.0,
+                     "tool %s changed its title, annotations or output schema since it was"
+                     " first seen (display hash %s, pinned %s; possible rug pull). Review it,"
+                     " then approve with: clampd tools approve %s %s --hash %.12s",
+                     t, hash, pinned, srv, t, hash);
+            return;
+        }
         set_deny(v, "descriptor_hash_mismatch", 1.0,
-                 "tool '%s' was called with hash %s but its pinned hash is %s: its description"
+                 "tool %s was called with hash %s but its pinned hash is %s: its description"
                  " or input schema changed since it was first seen (possible rug pull). Review"
-                 " it, then approve with: clampd tools approve '%s' '%s'",
-                 tool, hash, pinned, srv, tool);
+                 " it, then approve with: clampd tools approve %s %s --hash %.12s",
+                 t, hash, pinned, srv, t, hash);
         return;
     default:
         set_deny(v, "tool_not_approved", 1.0,
-                 "tool '%s' (hash %s) is new on server '%s' and strict pin mode holds new tools"
-                 " until approved: clampd tools approve '%s' '%s'",
-                 tool, hash, srv, srv, tool);
+                 "tool %s (hash %s) is new on server %s and strict pin mode holds new tools"
+                 " until approved: clampd tools approve %s %s --hash %.12s",
+                 t, hash, srv, srv, t, hash);
         return;
     }
 }
@@ -79,8 +91,17 @@ int engine_decide(struct engine_session *s, const json_t *params, struct engine_
     clampd_random_hex(out->request_id, ENGINE_REQID_LEN / 2);
     if (tool && strlen(tool) != json_string_length(json_object_get(params, "name")))
         tool = NULL; /* SECURITY: "a\u0000b" must not be judged as "a" */
+    static const char *const call_keys[] = {"name", "arguments", "_meta", "task", NULL};
+    const char *alias = json_is_object(params) ? engine__folded_alias(params, call_keys) : NULL;
+
     if (!json_is_object(params) || !tool) {
         set_deny(out, "invalid_request", 1.0, "tools/call has no tool name (params.name)");
+        return 0;
+    }
+    if (alias) {
+        /* SECURITY: a case-folding server would read this key instead of the one we judged. */
+        set_deny(out, "invalid_request", 1.0,
+                 "tools/call params carry a key that differs only in case from a known one");
         return 0;
     }
     if (args && !json_is_object(args) && !json_is_null(args)) {
@@ -95,9 +116,11 @@ json_t *engine_denial_result(const struct engine_verdict *v, const char *tool)
 {
     char text[ENGINE_REASON_MAX + 512];
 
+    char t[ENGINE_SHQ_MAX];
+
     snprintf(text, sizeof(text),
-             "[clampd] Tool call '%s' was BLOCKED.\nReason: %s\nRisk score: %.2f\nRequest ID: %s",
-             tool ? tool : "", v->reason, v->risk, v->request_id);
+             "[clampd] Tool call %s was BLOCKED.\nReason: %s\nRisk score: %.2f\nRequest ID: %s",
+             engine__shq(tool ? tool : "", t, sizeof(t)), v->reason, v->risk, v->request_id);
     return json_pack("{s:[{s:s, s:s}], s:b, s:{s:{s:s, s:[], s:f, s:s}}}", "content", "type",
                      "text", "text", text, "isError", 1, "_meta", "clampd/denial", "error_code",
                      v->error_code, "rule_ids", "risk", v->risk, "request_id", v->request_id);

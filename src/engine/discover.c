@@ -45,25 +45,27 @@ static enum tool_state state_of(enum pin_outcome o)
 static void log_outcome(const struct engine_session *s, const char *kind, const char *name,
                         enum pin_outcome o, const char *hash, const char *pinned)
 {
-    const char *srv = s->server[0] ? s->server : "(unnamed)";
+    char n[ENGINE_SHQ_MAX], srv[ENGINE_SHQ_MAX];
 
+    engine__shq(name, n, sizeof(n));
+    engine__shq(s->server, srv, sizeof(srv));
     switch (o) {
     case PIN_OUT_NEW:
         if (was_known(s, kind))
-            clog_warn("new %s '%s' appeared on server '%s', which already had pins; pinned %.16s",
-                      kind, name, srv, hash);
+            clog_warn("new %s %s appeared on server %s, which already had pins; pinned %.16s", kind,
+                      n, srv, hash);
         else
-            clog_info("pinned %s '%s' of server '%s': %.16s", kind, name, srv, hash);
+            clog_info("pinned %s %s of server %s: %.16s", kind, n, srv, hash);
         break;
     case PIN_OUT_NEW_HELD:
-        clog_warn("new %s '%s' on server '%s' held back until approved (strict pin mode):"
-                  " clampd tools approve '%s' '%s'",
-                  kind, name, srv, srv, name);
+        clog_warn("new %s %s on server %s held back until approved (strict pin mode):"
+                  " clampd tools approve %s %s --hash %.12s",
+                  kind, n, srv, srv, n, hash);
         break;
     case PIN_OUT_CHANGED:
-        clog_warn("RUG PULL: %s '%s' of server '%s' changed: pinned %s, now %s; withheld"
-                  " (review, then: clampd tools approve '%s' '%s')",
-                  kind, name, srv, pinned, hash, srv, name);
+        clog_warn("RUG PULL: %s %s of server %s changed: pinned %s, now %s; withheld"
+                  " (review, then: clampd tools approve %s %s --hash %.12s)",
+                  kind, n, srv, pinned, hash, srv, n, hash);
         break;
     default: break;
     }
@@ -94,40 +96,88 @@ static int annotate(json_t *item, const char *hash)
     return json_object_set_new(meta, "clampd/contract_hash", json_string(hash)) ? ERR_NOMEM : 0;
 }
 
+/* Records a tool in the session's set. hash/pinned are the contract hash and its pin, or,
+ * when only the rest of the tool changed (what = "display"), the display hash and its pin. */
 static int record_tool(json_t *set, const char *name, const char *hash, const char *pinned,
-                       enum tool_state st)
+                       enum tool_state st, const char *what)
 {
-    json_t *entry = json_pack("{s:s, s:s, s:i}", "hash", hash, "pinned", pinned, "state", (int)st);
+    json_t *entry = json_pack("{s:s, s:s, s:i, s:s}", "hash", hash, "pinned", pinned, "state",
+                              (int)st, "what", what);
     if (!entry || json_object_set_new(set, name, entry))
         return ERR_NOMEM;
     return 0;
 }
 
+/* The hash of a prompt or resource template: canonical JSON of the whole item without its
+ * _meta (which servers may fill per response). */
+static int item_hash(json_t *item, char hash[CJSON_HEX_LEN + 1])
+{
+    json_t *copy = json_copy(item);
+    struct dbuf canon;
+    int rc = ERR_NOMEM;
+
+    dbuf_init(&canon, CLAMPD_MAX_CANONICAL);
+    if (copy) {
+        json_object_del(copy, "_meta");
+        rc = cjson_canonical(copy, &canon);
+    }
+    if (!rc)
+        cjson_sha256_hex(canon.ptr, canon.len, hash);
+    json_decref(copy);
+    dbuf_free(&canon);
+    return rc;
+}
+
 /* Processes one tool; *keep says whether it stays in the list offered to the client. */
-static int discover_one(struct engine_session *s, json_t *set, json_t *tool,
+static int discover_one(struct engine_session *s, json_t *set, json_t *page, json_t *tool,
                         struct engine_discovery *rep, bool *keep)
 {
     const char *name = json_string_value(json_object_get(tool, "name"));
     char hash[CJSON_HEX_LEN + 1], pinned[CJSON_HEX_LEN + 1];
-    enum pin_outcome o;
+    char dhash[CJSON_HEX_LEN + 1], dpinned[CJSON_HEX_LEN + 1];
+    enum pin_outcome o, od;
     int rc;
 
     *keep = false;
+    static const char *const tool_keys[] = {
+        "name",         "description", "inputSchema", "title",     "annotations",
+        "outputSchema", "_meta",       "icons",       "execution", NULL};
+
     if (name && strlen(name) != json_string_length(json_object_get(tool, "name")))
         name = NULL; /* an embedded NUL would make two names one */
-    if (!json_is_object(tool) || !name || json_object_get(set, name)) {
+    if (name && engine__folded_alias(tool, tool_keys)) {
+        /* SECURITY: "Description" beside "description": a case-insensitive client would
+         * show the model the one we did not hash. */
+        clog_warn("tool '%s' withheld: a key differs only in case from a Tool field", name);
+        rep->invalid++;
+        return 0;
+    }
+    if (!json_is_object(tool) || !name || json_object_get(page, name) ||
+        (!json_object_get(set, name) && json_object_size(set) >= CLAMPD_MAX_TOOLS)) {
         /* SECURITY: a nameless entry or a second tool of the same name could show the
          * model one description while the server runs another: never offered. */
         clog_warn("tools/list entry withheld: %s", name ? "duplicate tool name" : "no name");
         rep->invalid++;
         return 0;
     }
+    if (json_object_set_new(page, name, json_true()))
+        return ERR_NOMEM;
     rc = cjson_contract_hash(name, json_object_get(tool, "description"),
                              json_object_get(tool, "inputSchema"), hash);
     if (!rc)
         rc = check_pin(s, "tool", name, hash, &o, pinned);
+    /* The contract hash leaves out what else the client shows or acts on (title,
+     * annotations such as readOnlyHint, outputSchema): pinned too, as the display hash. */
     if (!rc)
-        rc = record_tool(set, name, hash, pinned, state_of(o));
+        rc = item_hash(tool, dhash);
+    if (!rc)
+        rc = check_pin(s, "tool_display", name, dhash, &od, dpinned);
+    if (!rc && state_of(o) == TOOL_OK && state_of(od) != TOOL_OK) {
+        o = od;
+        rc = record_tool(set, name, dhash, dpinned, state_of(od), "display");
+    } else if (!rc) {
+        rc = record_tool(set, name, hash, pinned, state_of(o), "contract");
+    }
     if (rc)
         return rc;
     rep->new_pins += o == PIN_OUT_NEW;
@@ -143,23 +193,28 @@ int engine_discover_tools(struct engine_session *s, json_t *result, bool first_p
                           struct engine_discovery *rep)
 {
     json_t *tools = json_object_get(result, "tools");
-    json_t *set = NULL;
+    json_t *set = NULL, *page = NULL;
     int rc = ERR_PARSE;
 
     memset(rep, 0, sizeof(*rep));
     if (!json_is_array(tools) || json_array_size(tools) > CLAMPD_MAX_TOOLS)
         goto out;
     rc = ensure_known(s, "tool");
+    if (!rc)
+        rc = ensure_known(s, "tool_display");
     if (rc)
         goto out;
-    set = first_page ? json_object() : json_deep_copy(s->tools);
+    /* A later page extends the set in place; a name it repeats from an earlier page is
+     * checked again and replaces that entry (a re-fetched page may carry a change). */
+    set = first_page ? json_object() : json_incref(s->tools);
+    page = json_object();
     rc = ERR_NOMEM;
-    if (!set)
+    if (!set || !page)
         goto out;
     for (size_t i = 0; i < json_array_size(tools);) {
         bool keep;
         rep->listed++;
-        rc = discover_one(s, set, json_array_get(tools, i), rep, &keep);
+        rc = discover_one(s, set, page, json_array_get(tools, i), rep, &keep);
         if (rc)
             goto out;
         if (keep)
@@ -173,6 +228,7 @@ int engine_discover_tools(struct engine_session *s, json_t *result, bool first_p
     rc = 0;
 out:
     json_decref(set);
+    json_decref(page);
     return rc;
 }
 
@@ -200,47 +256,42 @@ int engine_discover_instructions(struct engine_session *s, json_t *init_result)
     return rc;
 }
 
-/* The hash of a prompt or resource template: canonical JSON of the whole item without its
- * _meta (which servers may fill per response). */
-static int item_hash(json_t *item, char hash[CJSON_HEX_LEN + 1])
+/* The key an item is pinned under: a template's URI template (its name is only a label
+ * and may repeat), else its name. */
+static const char *item_key(const json_t *item, const char *kind)
 {
-    json_t *copy = json_copy(item);
-    struct dbuf canon;
-    int rc = ERR_NOMEM;
+    const json_t *k = NULL;
 
-    dbuf_init(&canon, CLAMPD_MAX_CANONICAL);
-    if (copy) {
-        json_object_del(copy, "_meta");
-        rc = cjson_canonical(copy, &canon);
-    }
-    if (!rc)
-        cjson_sha256_hex(canon.ptr, canon.len, hash);
-    json_decref(copy);
-    dbuf_free(&canon);
-    return rc;
+    if (strcmp(kind, "resource_template") == 0)
+        k = json_object_get(item, "uriTemplate");
+    if (!json_is_string(k))
+        k = json_object_get(item, "name");
+    if (!json_is_string(k) || strlen(json_string_value(k)) != json_string_length(k))
+        return NULL;
+    return json_string_value(k);
 }
 
 int engine_discover_items(struct engine_session *s, json_t *result, const char *array_key,
                           const char *kind, unsigned *withheld)
 {
     json_t *items = json_object_get(result, array_key);
+    json_t *page = json_object();
     int rc;
 
     *withheld = 0;
-    if (!json_is_array(items))
-        return ERR_PARSE;
-    rc = ensure_known(s, kind);
+    rc = !page ? ERR_NOMEM : json_is_array(items) ? ensure_known(s, kind) : ERR_PARSE;
     for (size_t i = 0; !rc && i < json_array_size(items);) {
         json_t *item = json_array_get(items, i);
-        const char *name = json_string_value(json_object_get(item, "name"));
+        const char *key = item_key(item, kind);
         char hash[CJSON_HEX_LEN + 1], pinned[CJSON_HEX_LEN + 1];
-        enum pin_outcome o;
+        enum pin_outcome o = PIN_OUT_CHANGED;
 
-        if (!name)
-            name = json_string_value(json_object_get(item, "uriTemplate"));
-        rc = name ? item_hash(item, hash) : ERR_PARSE;
-        if (!rc)
-            rc = check_pin(s, kind, name, hash, &o, pinned);
+        /* SECURITY: a nameless item or a second one with the same key is never offered. */
+        if (key && !json_object_get(page, key)) {
+            rc = json_object_set_new(page, key, json_true()) ? ERR_NOMEM : item_hash(item, hash);
+            if (!rc)
+                rc = check_pin(s, kind, key, hash, &o, pinned);
+        }
         if (!rc && state_of(o) == TOOL_OK) {
             rc = annotate(item, hash);
             i++;
@@ -249,5 +300,6 @@ int engine_discover_items(struct engine_session *s, json_t *result, const char *
             (*withheld)++;
         }
     }
+    json_decref(page);
     return rc;
 }

@@ -30,10 +30,10 @@ enum tool_state { TOOL_OK = 0, TOOL_CHANGED, TOOL_HELD };
 struct engine_session {
     struct engine *engine;
     char *command;
-    char *server;     /* serverInfo.name, "" until known */
-    json_t *tools;    /* name -> {"hash": s, "pinned": s, "state": i}, withheld ones too */
-    json_t *known;   /* kind -> true/false: had the server pins of that kind before this
-                      * session? (absent: not asked yet) */
+    char *server;  /* serverInfo.name, "" until known */
+    json_t *tools; /* name -> {"hash": s, "pinned": s, "state": i}, withheld ones too */
+    json_t *known; /* kind -> true/false: had the server pins of that kind before this
+                    * session? (absent: not asked yet) */
 };
 
 int engine__pins_open(struct engine__pins *p, const char *path, bool create, char **errmsg);
@@ -46,6 +46,15 @@ int engine__pins_server_known(struct engine__pins *p, const char *command, const
 int engine__pins_check(struct engine__pins *p, const char *command, const char *server,
                        const char *kind, const char *name, const char *hash, bool hold_new,
                        enum pin_outcome *out, char pinned[CJSON_HEX_LEN + 1]);
+
+/* Returns the first key of obj that is not one of names (a NULL-terminated list of exact
+ * keys) but equals one of them under case-insensitive matching, or NULL. */
+const char *engine__folded_alias(const json_t *obj, const char *const *names);
+
+/* Writes s into out (cap bytes) as one single-quoted POSIX shell word, control characters
+ * replaced by '?', truncated to fit; returns out. */
+const char *engine__shq(const char *s, char *out, size_t cap);
+#define ENGINE_SHQ_MAX 300
 
 /* Formats "pins.db" inside dir; returns a malloc'd path or NULL. */
 char *engine__path(const char *dir, const char *file);

@@ -127,9 +127,11 @@ typedef int (*engine_pin_fn)(void *ctx, const struct engine_pin *pin);
 
 /* Opens the pin store of state_dir without creating anything (for the CLI). */
 int engine_pins_each(const char *state_dir, engine_pin_fn fn, void *ctx, char **errmsg);
-/* Accepts the pending hash of server/name (all kinds with that name; tools by default).
+/* Accepts the pending hash of the items called name of the server that reports itself as
+ * server; with hash_prefix (hex, may be NULL) only if the pending hash starts with it.
  * Returns the number of pins changed (>= 0) or a negative error. */
-int engine_pins_approve(const char *state_dir, const char *server, const char *name, char **errmsg);
+int engine_pins_approve(const char *state_dir, const char *server, const char *name,
+                        const char *hash_prefix, char **errmsg);
 /* Removes the pins of server/name; name NULL removes all of the server's pins. */
 int engine_pins_revoke(const char *state_dir, const char *server, const char *name, char **errmsg);
 

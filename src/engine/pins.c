@@ -1,7 +1,10 @@
 /*
  * pins: the SQLite store of contract hashes, shared by every clampd on the machine.
  *
- * One row per (command, server, kind, name). status "pinned" means hash is approved;
+ * One row per (command, kind, name): the downstream command line the user configured is
+ * the identity. The server's own serverInfo.name is kept beside it, for display and for
+ * `clampd tools approve SERVER`, but is not part of the key: SECURITY: a server could
+ * otherwise escape its pins by reporting a new name. status "pinned" means hash is approved;
  * "changed" means the server now offers pending_hash (a rug pull until `clampd tools
  * approve`); "pending" means a new item held back in strict mode. WAL and a busy timeout
  * let several proxies (one per client window) share the file.
@@ -17,7 +20,7 @@
     " command TEXT NOT NULL, server TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,"        \
     " hash TEXT NOT NULL, pending_hash TEXT, status TEXT NOT NULL DEFAULT 'pinned',"               \
     " first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"                                    \
-    " PRIMARY KEY (command, server, kind, name));"
+    " PRIMARY KEY (command, kind, name));"
 
 static char *db_message(sqlite3 *db, const char *what, const char *path)
 {
@@ -38,13 +41,14 @@ char *engine__path(const char *dir, const char *file)
 static int prepare_all(struct engine__pins *p)
 {
     static const char *const sql[] = {
-        "SELECT hash, pending_hash, status FROM pins"
-        " WHERE command=?1 AND server=?2 AND kind=?3 AND name=?4",
+        "SELECT hash, pending_hash, status, server FROM pins"
+        " WHERE command=?1 AND kind=?3 AND name=?4",
         "INSERT INTO pins (command, server, kind, name, hash, pending_hash, status, first_seen,"
-        " last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-        "UPDATE pins SET last_seen=?5 WHERE command=?1 AND server=?2 AND kind=?3 AND name=?4",
-        "UPDATE pins SET pending_hash=?5, status=?6, last_seen=?7"
-        " WHERE command=?1 AND server=?2 AND kind=?3 AND name=?4",
+        " last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)"
+        " ON CONFLICT (command, kind, name) DO NOTHING",
+        "UPDATE pins SET last_seen=?5, server=?2 WHERE command=?1 AND kind=?3 AND name=?4",
+        "UPDATE pins SET pending_hash=?5, status=?6, last_seen=?7, server=?2"
+        " WHERE command=?1 AND kind=?3 AND name=?4",
     };
     sqlite3_stmt **out[] = {&p->get, &p->insert, &p->update_seen, &p->mark};
 
@@ -94,8 +98,9 @@ int engine__pins_server_known(struct engine__pins *p, const char *command, const
     sqlite3_stmt *st = NULL;
     int rc = ERR_DB;
 
-    if (sqlite3_prepare_v2(p->db, "SELECT 1 FROM pins WHERE command=?1 AND server=?2 AND kind=?3 LIMIT 1", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            p->db, "SELECT 1 FROM pins WHERE command=?1 AND kind=?3 AND ?2 IS NOT NULL LIMIT 1", -1,
+            &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_text(st, 1, command, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, server, -1, SQLITE_STATIC);
@@ -141,7 +146,10 @@ static int pin_insert(struct engine__pins *p, const char *key[4], const char *ha
         sqlite3_bind_null(p->insert, 6);
     sqlite3_bind_text(p->insert, 7, held ? "pending" : "pinned", -1, SQLITE_STATIC);
     sqlite3_bind_int64(p->insert, 8, clampd_wall_ms());
-    return step_done(p->insert);
+    if (step_done(p->insert))
+        return ERR_DB;
+    /* Another proxy pinned it between our read and this write: the caller reads again. */
+    return sqlite3_changes(p->db) == 1 ? 0 : ERR_AGAIN;
 }
 
 static int pin_mark(struct engine__pins *p, const char *key[4], const char *pending,
@@ -175,20 +183,24 @@ static int pin_compare(struct engine__pins *p, const char *key[4], const char *h
     return pin_mark(p, key, hash, held ? "pending" : "changed");
 }
 
-int engine__pins_check(struct engine__pins *p, const char *command, const char *server,
-                       const char *kind, const char *name, const char *hash, bool hold_new,
-                       enum pin_outcome *out, char pinned[CJSON_HEX_LEN + 1])
+/* One read-compare-write; ERR_AGAIN when a concurrent proxy inserted the row first. */
+static int check_once(struct engine__pins *p, const char *key[4], const char *hash, bool hold_new,
+                      enum pin_outcome *out, char pinned[CJSON_HEX_LEN + 1])
 {
-    const char *key[4] = {command, server, kind, name};
     int rc;
 
     pinned[0] = '\0';
-    bind_key(p->get, command, server, kind, name);
+    bind_key(p->get, key[0], key[1], key[2], key[3]);
     rc = sqlite3_step(p->get);
     if (rc == SQLITE_ROW) {
         const char *h = (const char *)sqlite3_column_text(p->get, 0);
         const char *st = (const char *)sqlite3_column_text(p->get, 2);
+        const char *srv = (const char *)sqlite3_column_text(p->get, 3);
         char status[16];
+        if (srv && strcmp(srv, key[1]) != 0)
+            clog_warn("the server of this command now calls itself '%.64s' (was '%.64s');"
+                      " its pins still apply",
+                      key[1], srv);
         snprintf(pinned, CJSON_HEX_LEN + 1, "%s", h ? h : "");
         snprintf(status, sizeof(status), "%s", st ? st : "changed");
         sqlite3_reset(p->get);
@@ -201,4 +213,16 @@ int engine__pins_check(struct engine__pins *p, const char *command, const char *
     if (!hold_new)
         snprintf(pinned, CJSON_HEX_LEN + 1, "%s", hash);
     return pin_insert(p, key, hash, hold_new);
+}
+
+int engine__pins_check(struct engine__pins *p, const char *command, const char *server,
+                       const char *kind, const char *name, const char *hash, bool hold_new,
+                       enum pin_outcome *out, char pinned[CJSON_HEX_LEN + 1])
+{
+    const char *key[4] = {command, server, kind, name};
+    int rc = check_once(p, key, hash, hold_new, out, pinned);
+
+    if (rc == ERR_AGAIN)
+        rc = check_once(p, key, hash, hold_new, out, pinned);
+    return rc == ERR_AGAIN ? ERR_DB : rc;
 }

@@ -73,7 +73,7 @@ out:
 }
 
 static int exec_change(const char *state_dir, const char *sql, const char *server, const char *name,
-                       char **errmsg)
+                       const char *extra, char **errmsg)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
@@ -89,6 +89,8 @@ static int exec_change(const char *state_dir, const char *sql, const char *serve
         sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 2);
+    if (extra)
+        sqlite3_bind_text(st, 3, extra, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE)
         goto out;
     rc = sqlite3_changes(db);
@@ -100,16 +102,22 @@ out:
     return rc;
 }
 
-int engine_pins_approve(const char *state_dir, const char *server, const char *name, char **errmsg)
+int engine_pins_approve(const char *state_dir, const char *server, const char *name,
+                        const char *hash_prefix, char **errmsg)
 {
+    /* The prefix, when given, names the change being approved (the contract or the display
+     * hash of the tool, as printed), not whatever is pending by the time this runs; the
+     * item's pending hashes of every kind are then approved together. */
     return exec_change(state_dir,
                        "UPDATE pins SET hash=pending_hash, pending_hash=NULL, status='pinned'"
-                       " WHERE server=?1 AND name=?2 AND pending_hash IS NOT NULL",
-                       server, name, errmsg);
+                       " WHERE server=?1 AND name=?2 AND pending_hash IS NOT NULL"
+                       " AND (?3 IS NULL OR EXISTS (SELECT 1 FROM pins AS q WHERE q.server=?1"
+                       " AND q.name=?2 AND substr(q.pending_hash, 1, length(?3)) = lower(?3)))",
+                       server, name, hash_prefix, errmsg);
 }
 
 int engine_pins_revoke(const char *state_dir, const char *server, const char *name, char **errmsg)
 {
     return exec_change(state_dir, "DELETE FROM pins WHERE server=?1 AND (?2 IS NULL OR name=?2)",
-                       server, name, errmsg);
+                       server, name, NULL, errmsg);
 }

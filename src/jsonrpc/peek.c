@@ -291,12 +291,12 @@ static long decode_string(const char *tok, size_t toklen, char *out, size_t cap)
     return (long)n;
 }
 
-enum member { M_ID, M_METHOD, M_PARAMS, M_RESULT, M_ERROR, M_OTHER };
+enum member { M_ID, M_METHOD, M_PARAMS, M_RESULT, M_ERROR, M_JSONRPC, M_OTHER };
 
 static enum member member_of(const char *key, size_t n)
 {
-    static const char *const names[] = {"\"id\"", "\"method\"", "\"params\"", "\"result\"",
-                                        "\"error\""};
+    static const char *const names[] = {"\"id\"",     "\"method\"", "\"params\"",
+                                        "\"result\"", "\"error\"",  "\"jsonrpc\""};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strlen(names[i]) == n && memcmp(names[i], key, n) == 0)
             return (enum member)i;
@@ -311,8 +311,10 @@ static bool note_member(struct jrpc_peek *out, unsigned *seen, enum member m, co
      * decode keys, so treat any escaped top-level key as invalid rather than guess. */
     if (key_escaped)
         return false;
+    /* SECURITY: JSON-RPC 2.0 has no other top-level members. Some peers match keys without
+     * regard to case ("Method", "ID"): any unknown key could be one of ours to them. */
     if (m == M_OTHER)
-        return true;
+        return false;
     if (*seen & 1u << m)
         return false;
     *seen |= 1u << m;

@@ -19,12 +19,38 @@
 
 #define RELIST_TIMEOUT_MS 10000
 
-static void hold(struct proxy *p, const char *to, const char *line, size_t len)
+/* Holds a message until the tool listing in flight ends. id is the raw id of a held
+ * client request (answered with an error if it cannot be held or is never released). */
+static void hold(struct proxy *p, const char *to, const char *line, size_t len,
+                 const struct jrpc_slice *id)
 {
-    if (json_array_size(p->held) >= CLAMPD_MAX_HELD_CALLS ||
-        json_array_append_new(p->held, json_pack("{s:s, s:s%}", "to", to, "line", line, len))) {
-        clog_warn("too many messages held during a tool re-listing; one dropped");
+    json_t *h = json_pack("{s:s, s:s%}", "to", to, "line", line, len);
+
+    if (h && id)
+        json_object_set_new(h, "id", json_stringn(id->p, id->n));
+    if (!h || json_array_size(p->held) >= CLAMPD_MAX_HELD_CALLS ||
+        json_array_append_new(p->held, h)) {
+        clog_warn("too many messages held during a tool listing; one refused");
+        if (id)
+            proxy__send_error(p, *id, JRPC_DOWNSTREAM_ERROR,
+                              "clampd: too many calls are waiting for the tool listing");
     }
+}
+
+void proxy__fail_held(struct proxy *p, const char *why)
+{
+    size_t i;
+    json_t *h;
+    char msg[512];
+
+    snprintf(msg, sizeof(msg), "clampd: %s", why);
+    json_array_foreach (p->held, i, h) {
+        json_t *id = json_object_get(h, "id");
+        if (id)
+            proxy__send_error(p, (struct jrpc_slice){json_string_value(id), json_string_length(id)},
+                              JRPC_DOWNSTREAM_ERROR, msg);
+    }
+    json_array_clear(p->held);
 }
 
 static void answer_result(struct proxy *p, struct jrpc_slice id, json_t *result)
@@ -49,7 +75,7 @@ void proxy__client_call(struct proxy *p, const char *line, size_t len, const str
     if (!p->list_attempted && !p->relisting)
         proxy__start_relist(p, NULL, 0, RELIST_FIRST);
     if (p->relisting) {
-        hold(p, "server", line, len);
+        hold(p, "server", line, len, &pk->id);
         return;
     }
     /* SECURITY: duplicate keys are refused: the downstream must see the call we judged. */
@@ -147,6 +173,7 @@ static void send_list_request(struct proxy *p, const json_t *cursor)
     json_t *msg;
 
     snprintf(id, sizeof(id), "%s%llu", p->own_prefix, (unsigned long long)++p->own_seq);
+    snprintf(p->own_last, sizeof(p->own_last), "%s", id);
     msg = json_pack("{s:s, s:s, s:s, s:{}}", "jsonrpc", "2.0", "id", id, "method", "tools/list",
                     "params");
     if (msg && cursor)
@@ -160,52 +187,14 @@ static void send_list_request(struct proxy *p, const json_t *cursor)
     json_decref(msg);
 }
 
-void proxy__start_relist(struct proxy *p, const char *notification, size_t len,
-                         enum relist_reason why)
+/* Releases what was held, in order: notifications go to the client, held tools/call
+ * requests are decided now. */
+static void release_held(struct proxy *p)
 {
-    static const char *const what[] = {"server said the list changed", "periodic check",
-                                       "first listing of the session"};
-
-    if (notification)
-        hold(p, "client", notification, len);
-    if (p->relisting)
-        return;
-    if ((!p->initialized && why != RELIST_FIRST) || p->stopping) {
-        /* Nothing listed yet: the client's own first tools/list will be inspected. */
-        json_array_clear(p->held);
-        if (notification)
-            proxy__to_client(p, notification, len);
-        return;
-    }
-    if (engine_session_tools_digest(p->session, p->relist_digest))
-        p->relist_digest[0] = '\0';
-    p->relisting = true;
-    p->relist_pages = 0;
-    p->relist_reason = why;
-    p->list_attempted = true;
-    clog_info("listing tools (%s)", what[why]);
-    send_list_request(p, NULL);
-    proxy__arm_relist_timeout(p, RELIST_TIMEOUT_MS);
-}
-
-/* Ends a re-listing: tells the client if a periodic check found a change, then releases
- * what was held, in order. */
-static void finish_relist(struct proxy *p)
-{
-    char digest[CJSON_HEX_LEN + 1];
     json_t *held = p->held;
     size_t i;
     json_t *h;
 
-    p->relisting = false;
-    uv_timer_stop(&p->relist_timeout);
-    if (p->relist_reason == RELIST_TIMER && (engine_session_tools_digest(p->session, digest) ||
-                                 strcmp(digest, p->relist_digest) != 0)) {
-        static const char note[] =
-            "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}";
-        clog_warn("periodic re-listing found a changed tool set; telling the client");
-        proxy__to_client(p, note, sizeof(note) - 1);
-    }
     p->held = json_array();
     json_array_foreach (held, i, h) {
         const char *line = json_string_value(json_object_get(h, "line"));
@@ -213,22 +202,81 @@ static void finish_relist(struct proxy *p)
         if (strcmp(json_string_value(json_object_get(h, "to")), "client") == 0)
             proxy__to_client(p, line, len);
         else
-            proxy__client_line(p, 0, line, len); /* a held tools/call: decide now */
+            proxy__client_line(p, 0, line, len);
     }
     json_decref(held);
 }
 
-void proxy__own_answer(struct proxy *p, const char *line, size_t len)
+void proxy__start_relist(struct proxy *p, const char *notification, size_t len,
+                         enum relist_reason why)
 {
-    json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
-    json_t *result = json_object_get(msg, "result");
+    static const char *const what[] = {"server said the list changed", "periodic check",
+                                       "first listing of the session"};
+
+    if (notification)
+        hold(p, "client", notification, len, NULL);
+    if (p->relisting) {
+        p->relist_again |= why == RELIST_NOTIFIED;
+        return;
+    }
+    p->list_attempted = true;
+    if ((!p->initialized && why != RELIST_FIRST) || !p->child || p->child_gone || p->kill_stage) {
+        /* Not possible now (before initialize, or the downstream's input is closed): what
+         * was held goes on; calls are decided on the tools listed so far. */
+        release_held(p);
+        return;
+    }
+    if (engine_session_tools_digest(p->session, p->relist_digest))
+        p->relist_digest[0] = '\0';
+    p->relisting = true;
+    p->relist_pages = 0;
+    p->relist_reason = why;
+    clog_info("listing tools (%s)", what[why]);
+    send_list_request(p, NULL);
+    proxy__arm_relist_timeout(p, RELIST_TIMEOUT_MS);
+}
+
+/* Ends a listing: lists again if the server said its list changed meanwhile; otherwise
+ * tells the client if a periodic check found a change, releases what was held, and lets
+ * a shutdown that waited for the listing go on. */
+static void finish_relist(struct proxy *p)
+{
+    char digest[CJSON_HEX_LEN + 1];
+
+    p->relisting = false;
+    uv_timer_stop(&p->relist_timeout);
+    if (p->relist_again && !p->stdin_close_deferred) {
+        p->relist_again = false;
+        proxy__start_relist(p, NULL, 0, RELIST_NOTIFIED);
+        return;
+    }
+    p->relist_again = false;
+    if (p->relist_reason == RELIST_TIMER && (engine_session_tools_digest(p->session, digest) ||
+                                             strcmp(digest, p->relist_digest) != 0)) {
+        static const char note[] =
+            "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}";
+        clog_warn("periodic re-listing found a changed tool set; telling the client");
+        proxy__to_client(p, note, sizeof(note) - 1);
+    }
+    release_held(p);
+    if (p->stdin_close_deferred)
+        proxy__continue_shutdown(p);
+}
+
+void proxy__own_answer(struct proxy *p, const char *line, size_t len, struct jrpc_slice id)
+{
+    json_t *msg;
+    json_t *result;
     struct engine_discovery rep;
     json_t *cursor;
+    size_t n = strlen(p->own_last);
 
-    if (!p->relisting) {
-        json_decref(msg);
-        return; /* a late answer after a time-out */
+    if (!p->relisting || id.n != n + 2 || memcmp(id.p + 1, p->own_last, n) != 0) {
+        clog_debug("late answer to an earlier listing of clampd's; dropped");
+        return;
     }
+    msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+    result = json_object_get(msg, "result");
     if (!json_is_object(result) ||
         engine_discover_tools(p->session, result, p->relist_pages == 0, &rep)) {
         /* SECURITY: we cannot tell what the tools are now: none is callable until the

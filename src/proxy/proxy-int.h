@@ -42,13 +42,16 @@ struct proxy {
 
     char own_prefix[40]; /* "clampd-<nonce>-": our request ids; the client cannot guess it */
     uint64_t own_seq;
+    char own_last[64]; /* id of our request in flight: only its answer is taken */
 
     bool initialized;    /* the downstream answered initialize */
     bool has_tools;      /* ... declaring the tools capability */
     bool list_attempted; /* a tools listing was made (or tried) in this session */
-    bool relisting;   /* our own tools/list is in flight */
+    bool relisting;      /* our own tools/list is in flight */
     unsigned relist_pages;
     enum relist_reason relist_reason;
+    bool relist_again;         /* list_changed arrived during a listing: list once more */
+    bool stdin_close_deferred; /* shutdown waits for the listing before closing its stdin */
     char relist_digest[CJSON_HEX_LEN + 1];
     json_t *held; /* lines held until the re-listing ends: [{"to": "client"|"server",
                    * "line": s}] */
@@ -68,6 +71,8 @@ void proxy__to_client_json(struct proxy *p, json_t *msg);
 void proxy__to_server(struct proxy *p, const char *line, size_t len);
 void proxy__send_error(struct proxy *p, struct jrpc_slice id, int code, const char *msg);
 void proxy__begin_shutdown(struct proxy *p, int exit_code);
+/* Closes the downstream's input and escalates to SIGTERM/SIGKILL (after a deferral). */
+void proxy__continue_shutdown(struct proxy *p);
 void proxy__arm_relist_timer(struct proxy *p);
 void proxy__arm_relist_timeout(struct proxy *p, uint64_t ms);
 
@@ -81,7 +86,9 @@ void proxy__fail_pending(struct proxy *p, const char *why);
 void proxy__client_call(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk);
 void proxy__server_answer(struct proxy *p, enum pending_kind k, const char *line, size_t len,
                           struct jrpc_slice id);
-void proxy__own_answer(struct proxy *p, const char *line, size_t len);
+void proxy__own_answer(struct proxy *p, const char *line, size_t len, struct jrpc_slice id);
+/* Answers every held client request with an error and drops what was held. */
+void proxy__fail_held(struct proxy *p, const char *why);
 void proxy__start_relist(struct proxy *p, const char *notification, size_t len,
                          enum relist_reason why);
 void proxy__relist_timed_out(struct proxy *p);

@@ -73,7 +73,8 @@ void proxy__send_error(struct proxy *p, struct jrpc_slice id, int code, const ch
 {
     struct dbuf b;
 
-    dbuf_init(&b, CLAMPD_MAX_ID_LEN + 8192);
+    /* Room for the id and the message escaped at worst (6 bytes per control character). */
+    dbuf_init(&b, CLAMPD_MAX_ID_LEN + 6 * strlen(msg) + 128);
     if (jrpc_emit_error(&b, id, code, msg) == 0 && p->cout) {
         size_t len;
         char *buf = dbuf_take(&b, &len);
@@ -98,6 +99,7 @@ static void finish(struct proxy *p)
         return;
     p->finished = true;
     proxy__fail_pending(p, "the downstream MCP server is gone");
+    proxy__fail_held(p, "the downstream MCP server is gone");
     tp_in_close(p->cin);
     p->cin = NULL;
     if (p->cout)
@@ -179,7 +181,19 @@ void proxy__begin_shutdown(struct proxy *p, int exit_code)
         finish(p);
         return;
     }
-    if (!p->kill_stage) {
+    if (p->relisting && !p->child_gone) {
+        /* Calls held for the listing in flight are still answered: the downstream's input
+         * is closed once it ends (bounded by the listing's time-out). */
+        p->stdin_close_deferred = true;
+        return;
+    }
+    proxy__continue_shutdown(p);
+}
+
+void proxy__continue_shutdown(struct proxy *p)
+{
+    p->stdin_close_deferred = false;
+    if (p->child && !p->kill_stage) {
         p->kill_stage = 1;
         tp_child_close_stdin(p->child);
         if (!tp_child_exited(p->child))
@@ -218,7 +232,8 @@ static void on_client_gone(void *ctx)
 static void on_client_drain(void *ctx)
 {
     struct proxy *p = ctx;
-    if (p->child && !p->stopping)
+    /* Also while stopping: the downstream's last answers must still reach the client. */
+    if (p->child)
         tp_child_resume_stdout(p->child);
 }
 
@@ -258,6 +273,13 @@ static void downstream_gone(struct proxy *p)
         }
     }
     proxy__fail_pending(p, why);
+    if (p->relisting) {
+        p->relisting = false;
+        uv_timer_stop(&p->relist_timeout);
+        proxy__fail_held(p, why);
+    }
+    if (p->stdin_close_deferred)
+        proxy__continue_shutdown(p);
     proxy__begin_shutdown(p, p->client_eof ? PROXY_EXIT_OK : PROXY_EXIT_DOWNSTREAM_EXITED);
 }
 

@@ -81,7 +81,8 @@ static enum pending_kind request_kind(struct proxy *p, const char *line, size_t 
     if (method_is(pk, "tools/list")) {
         /* A cursor means a later page, which extends the tool set instead of replacing it. */
         json_t *msg = json_loadb(line, len, 0, NULL);
-        bool page = json_object_get(json_object_get(msg, "params"), "cursor") != NULL;
+        json_t *cursor = json_object_get(json_object_get(msg, "params"), "cursor");
+        bool page = json_string_length(cursor) > 0;
         json_decref(msg);
         (void)p;
         return page ? PK_TOOLS_LIST_PAGE : PK_TOOLS_LIST;
@@ -103,7 +104,7 @@ static void client_request(struct proxy *p, const char *line, size_t len,
         proxy__begin_shutdown(p, PROXY_EXIT_START_FAILED);
         return;
     }
-    if (p->child_gone || p->stopping) {
+    if (p->child_gone || p->kill_stage) {
         proxy__send_error(p, pk->id, JRPC_DOWNSTREAM_ERROR,
                           "clampd: the downstream MCP server is gone");
         return;
@@ -119,9 +120,10 @@ static void client_request(struct proxy *p, const char *line, size_t len,
     rc = proxy__pending_add(p, pk->id, request_kind(p, line, len, pk));
     if (rc) {
         proxy__send_error(p, pk->id, rc == ERR_STATE ? JRPC_INVALID_REQUEST : JRPC_INTERNAL_ERROR,
-                          rc == ERR_STATE ? "duplicate request id: a request with this id is"
-                                            " still pending"
-                                          : "clampd cannot track this request");
+                          rc == ERR_STATE     ? "duplicate request id: a request with this id is"
+                                                " still pending"
+                          : rc == ERR_TOO_BIG ? "clampd: too many requests are pending"
+                                              : "clampd cannot track this request");
         return;
     }
     proxy__to_server(p, line, len);
@@ -160,6 +162,12 @@ static void client_message(struct proxy *p, const char *line, size_t len)
     case JRPC_NOTIFICATION:
         if (method_is(&pk, "notifications/cancelled")) {
             client_cancel(p, line, len);
+            return;
+        }
+        if (strncmp(pk.method, "notifications/", 14) != 0) {
+            /* SECURITY: a "tools/call" without an id would reach a lenient server
+             * undecided; MCP notifications are all named notifications/…. */
+            clog_warn("client sent method '%.64s' as a notification (no id); dropped", pk.method);
             return;
         }
         proxy__to_server(p, line, len);
@@ -203,7 +211,7 @@ static void server_response(struct proxy *p, const char *line, size_t len,
 
     if (pk->id.n > plen + 2 && pk->id.p[0] == '"' &&
         memcmp(pk->id.p + 1, p->own_prefix, plen) == 0) {
-        proxy__own_answer(p, line, len);
+        proxy__own_answer(p, line, len, pk->id);
         return;
     }
     k = pending_take(p, pk->id);

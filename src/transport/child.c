@@ -131,7 +131,7 @@ static int make_pipes(uv_file ours[3], uv_file theirs[3])
     for (int i = 0; i < 3; i++) {
         int rc = uv_pipe(fds, 0, 0);
         if (rc)
-            return rc;
+            return rc; /* the caller closes what was made so far */
         ours[i] = i == 0 ? fds[1] : fds[0];
         theirs[i] = i == 0 ? fds[0] : fds[1];
     }
@@ -175,6 +175,7 @@ int tp_child_spawn(uv_loop_t *loop, char *const *argv, char *const *env,
     c->proc.data = c;
     err = make_pipes(ours, theirs);
     if (err) {
+        close_fds(theirs);
         rc = ERR_IO;
         *errmsg = spawn_message(argv[0], err);
         goto out;

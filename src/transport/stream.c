@@ -25,7 +25,7 @@ struct tp_out {
         uv_handle_t handle;
     } h;
     int fd;
-    bool is_file, failed, congested, closing, handle_open;
+    bool is_file, failed, congested, closing, handle_open, close_started;
     size_t backlog, high, inflight;
     tp_event_fn on_drain, on_error, close_done;
     void *ctx, *close_ctx;
@@ -40,7 +40,7 @@ struct tp_in {
     uv_fs_t fsreq;
     uv_loop_t *loop;
     int fd;
-    bool is_file, paused, eof, closing, reading_file;
+    bool is_file, paused, eof, closing, reading_file, dispatching;
     int64_t offset;
     tp_data_fn on_data;
     tp_event_fn on_eof;
@@ -96,8 +96,11 @@ static void out_closed(uv_handle_t *h)
 
 static void out_maybe_finish(struct tp_out *o)
 {
-    if (!o->closing || o->inflight)
+    /* SECURITY: reached again from a write callback after a close began (an error callback
+     * can start the close): freeing twice, or under a pending uv_close, must not happen. */
+    if (!o->closing || o->inflight || o->close_started)
         return;
+    o->close_started = true;
     if (o->handle_open) {
         o->handle_open = false;
         uv_close(&o->h.handle, out_closed);
@@ -261,8 +264,14 @@ static void file_read_done(uv_fs_t *req)
         return;
     }
     in->offset += n;
+    in->dispatching = true;
     in->on_data(in->ctx, in->buf, (size_t)n);
-    if (!in->paused && !in->closing)
+    in->dispatching = false;
+    if (in->closing) {
+        free(in); /* closed from inside on_data: freed only now that it returned */
+        return;
+    }
+    if (!in->paused)
         file_read_next(in);
 }
 
@@ -335,6 +344,6 @@ void tp_in_close(struct tp_in *in)
     in->closing = true;
     if (!in->is_file)
         uv_close(&in->h.handle, in_closed);
-    else if (!in->reading_file)
+    else if (!in->reading_file && !in->dispatching)
         free(in);
 }

@@ -171,6 +171,11 @@ static void test_peek_tricks(void **state)
     assert_int_equal(pk.kind, JRPC_INVALID);
     peek_ok("{\"id\":1,\"id\":2,\"method\":\"ping\"}", &pk);
     assert_int_equal(pk.kind, JRPC_INVALID);
+    /* a member that differs in case only is a second "method" to a case-folding peer */
+    peek_ok("{\"id\":2,\"method\":\"ping\",\"Method\":\"tools/call\"}", &pk);
+    assert_int_equal(pk.kind, JRPC_INVALID);
+    peek_ok("{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\",\"extra\":1}", &pk);
+    assert_int_equal(pk.kind, JRPC_INVALID);
 }
 
 static void test_peek_rejects(void **state)
