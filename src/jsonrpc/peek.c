@@ -293,24 +293,33 @@ static long decode_string(const char *tok, size_t toklen, char *out, size_t cap)
 
 enum member { M_ID, M_METHOD, M_PARAMS, M_RESULT, M_ERROR, M_JSONRPC, M_OTHER };
 
-static enum member member_of(const char *key, size_t n)
+/* Which member a key token (with quotes) names. An escaped key ("\u006dethod") is decoded
+ * first: SECURITY: it is the same key to the peer, so it must be the same key to us. */
+static enum member member_of(const char *key, size_t n, bool escaped)
 {
-    static const char *const names[] = {"\"id\"",     "\"method\"", "\"params\"",
-                                        "\"result\"", "\"error\"",  "\"jsonrpc\""};
+    static const char *const names[] = {"id", "method", "params", "result", "error", "jsonrpc"};
+    char buf[16];
+    long len;
+
+    if (escaped) {
+        len = decode_string(key, n, buf, sizeof(buf));
+        if (len < 0)
+            return M_OTHER;
+        key = buf;
+    } else {
+        key++;
+        len = (long)n - 2;
+    }
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strlen(names[i]) == n && memcmp(names[i], key, n) == 0)
+        if ((long)strlen(names[i]) == len && memcmp(names[i], key, (size_t)len) == 0)
             return (enum member)i;
     return M_OTHER;
 }
 
 /* Records one top-level member; false when the message must be treated as invalid. */
 static bool note_member(struct jrpc_peek *out, unsigned *seen, enum member m, const char *v,
-                        size_t vn, bool key_escaped)
+                        size_t vn)
 {
-    /* SECURITY: an escaped key such as "\u006dethod" is the same key to the peer; we do not
-     * decode keys, so treat any escaped top-level key as invalid rather than guess. */
-    if (key_escaped)
-        return false;
     /* SECURITY: JSON-RPC 2.0 has no other top-level members. Some peers match keys without
      * regard to case ("Method", "ID"): any unknown key could be one of ours to them. */
     if (m == M_OTHER)
@@ -358,7 +367,7 @@ static int scan_top_object(struct scan *s, struct jrpc_peek *out)
         key = s->p;
         if (s->p >= s->end || *s->p != '"' || scan_string(s, &key_escaped))
             return ERR_PARSE;
-        m = member_of(key, (size_t)(s->p - key));
+        m = member_of(key, (size_t)(s->p - key), key_escaped);
         skip_ws(s);
         if (s->p >= s->end || *s->p != ':')
             return ERR_PARSE;
@@ -367,7 +376,7 @@ static int scan_top_object(struct scan *s, struct jrpc_peek *out)
         val = s->p;
         if (scan_value(s, 1))
             return ERR_PARSE;
-        if (valid && !note_member(out, &seen, m, val, (size_t)(s->p - val), key_escaped))
+        if (valid && !note_member(out, &seen, m, val, (size_t)(s->p - val)))
             valid = false;
         skip_ws(s);
         if (s->p >= s->end)

@@ -302,8 +302,8 @@ void proxy__relist_timed_out(struct proxy *p)
 {
     if (!p->relisting)
         return;
-    clog_error("the downstream did not answer clampd's tools/list in time; no tool can be"
-               " called until tools are listed again");
+    clog_error("the downstream did not answer clampd's tools/list in time, or unreadably; no"
+               " tool can be called until tools are listed again");
     engine_session_clear_tools(p->session);
     finish_relist(p);
 }

@@ -226,6 +226,31 @@ static void server_response(struct proxy *p, const char *line, size_t len,
         proxy__server_answer(p, (enum pending_kind)k, line, len, pk->id);
 }
 
+/* A message from the downstream that clampd will not pass on (escaped or unknown top-level
+ * keys, …) may still be the answer to a pending request, as a lenient parser would read
+ * it: the client then gets an error instead of waiting for ever. */
+static void unreadable_answer(struct proxy *p, const char *line, size_t len)
+{
+    json_t *msg = json_loadb(line, len, 0, NULL);
+    json_t *id = json_object_get(msg, "id");
+    char *raw = json_is_string(id) || json_is_integer(id) || json_is_real(id)
+                    ? json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT)
+                    : NULL;
+
+    if (json_is_string(id) && strncmp(json_string_value(id), p->own_prefix,
+                                      strlen(p->own_prefix)) == 0) {
+        proxy__relist_timed_out(p); /* our own listing's answer: the listing failed */
+    } else if (raw) {
+        struct jrpc_slice sid = {raw, strlen(raw)};
+        if (pending_take(p, sid) >= 0)
+            proxy__send_error(p, sid, JRPC_INTERNAL_ERROR,
+                              "clampd: the downstream's answer could not be inspected and was"
+                              " withheld");
+    }
+    free(raw);
+    json_decref(msg);
+}
+
 static void server_message(struct proxy *p, const char *line, size_t len)
 {
     struct jrpc_peek pk;
@@ -247,7 +272,10 @@ static void server_message(struct proxy *p, const char *line, size_t len)
     case JRPC_REQUEST:
         proxy__to_client(p, line, len); /* sampling, elicitation, roots, ping, … */
         return;
-    default: clog_warn("downstream wrote JSON that is not a JSON-RPC message; dropped"); return;
+    default:
+        clog_warn("downstream wrote JSON that is not a plain JSON-RPC message; dropped");
+        unreadable_answer(p, line, len);
+        return;
     }
 }
 

@@ -167,7 +167,11 @@ static void test_peek_tricks(void **state)
 
     peek_ok("{\"id\":1,\"method\":\"tools/list\",\"method\":\"tools/call\"}", &pk);
     assert_int_equal(pk.kind, JRPC_INVALID);
+    /* an escaped key is the same key: decoded, classified as the peer will */
     peek_ok("{\"id\":1,\"\\u006dethod\":\"tools/call\"}", &pk);
+    assert_int_equal(pk.kind, JRPC_REQUEST);
+    assert_string_equal(pk.method, "tools/call");
+    peek_ok("{\"id\":1,\"method\":\"ping\",\"\\u006dethod\":\"tools/call\"}", &pk);
     assert_int_equal(pk.kind, JRPC_INVALID);
     peek_ok("{\"id\":1,\"id\":2,\"method\":\"ping\"}", &pk);
     assert_int_equal(pk.kind, JRPC_INVALID);
