@@ -60,6 +60,7 @@ struct proxy {
     bool client_eof, child_out_eof, child_gone, stopping, finished;
     int exit_code;
     int kill_stage; /* 0 none, 1 stdin closed, 2 SIGTERM sent, 3 SIGKILL sent */
+    uint64_t stage_since; /* loop time (ms) the current kill stage began */
 
     uv_timer_t kill_timer, relist_timer, relist_timeout;
     uv_signal_t sigint, sigterm;

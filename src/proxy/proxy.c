@@ -121,6 +121,11 @@ static bool group_alive(struct proxy *p)
 
 /* Moves a shutdown on once the leader has exited: leftovers of its process group (npx's
  * children) get SIGTERM, then SIGKILL; we finish once its stdout is drained to EOF. */
+#define LEFTOVER_POLL_MS 50
+
+/* Moves a shutdown on once the leader has exited: leftovers of its process group (npx's
+ * children) get SIGTERM, then SIGKILL; we finish once its stdout is drained to EOF and the
+ * group is empty, polling briefly rather than waiting out each grace period. */
 static void advance(struct proxy *p)
 {
     if (!p->stopping || p->finished)
@@ -130,30 +135,51 @@ static void advance(struct proxy *p)
     if (p->child && (!p->child_out_eof || group_alive(p))) {
         if (p->kill_stage < 2) {
             p->kill_stage = 2;
+            p->stage_since = uv_now(p->loop);
             tp_child_signal_group(p->child, SIGTERM);
-            uv_timer_start(&p->kill_timer, kill_step, p->cfg->kill_grace_ms, 0);
+            uv_timer_start(&p->kill_timer, kill_step, LEFTOVER_POLL_MS, 0);
         }
         return;
     }
     finish(p);
 }
 
+/* The leader has exited: poll its leftovers, escalating once per grace period. */
+static void leftovers_step(struct proxy *p)
+{
+    if (p->child_out_eof && !group_alive(p)) {
+        finish(p);
+        return;
+    }
+    if (uv_now(p->loop) - p->stage_since < p->cfg->kill_grace_ms) {
+        uv_timer_start(&p->kill_timer, kill_step, LEFTOVER_POLL_MS, 0);
+        return;
+    }
+    if (p->kill_stage < 3) {
+        p->kill_stage = 3;
+        p->stage_since = uv_now(p->loop);
+        tp_child_signal_group(p->child, SIGKILL);
+        uv_timer_start(&p->kill_timer, kill_step, LEFTOVER_POLL_MS, 0);
+        return;
+    }
+    finish(p); /* SECURITY: bounded: we never wait on a pipe held by a stray process */
+}
+
 static void kill_step(uv_timer_t *t)
 {
     struct proxy *p = t->data;
 
-    if (p->child && tp_child_exited(p->child)) {
-        if (p->kill_stage < 3 && (!p->child_out_eof || group_alive(p))) {
-            p->kill_stage = 3;
-            tp_child_signal_group(p->child, SIGKILL);
-            uv_timer_start(&p->kill_timer, kill_step, p->cfg->kill_grace_ms, 0);
-            return;
-        }
-        finish(p); /* SECURITY: bounded: we never wait on a pipe held by a stray process */
-        return;
-    }
     if (!p->child) {
         finish(p);
+        return;
+    }
+    if (tp_child_exited(p->child)) {
+        if (p->kill_stage < 2) {
+            p->kill_stage = 2;
+            p->stage_since = uv_now(p->loop);
+            tp_child_signal_group(p->child, SIGTERM);
+        }
+        leftovers_step(p);
         return;
     }
     if (p->kill_stage < 2) {
@@ -165,6 +191,7 @@ static void kill_step(uv_timer_t *t)
         p->kill_stage = 3;
         tp_child_signal_group(p->child, SIGKILL);
     }
+    p->stage_since = uv_now(p->loop);
     uv_timer_start(&p->kill_timer, kill_step, p->cfg->kill_grace_ms, 0);
 }
 
