@@ -7,12 +7,16 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libuv1-dev libjansson-dev libsodium-dev libsqlite3-dev libcmocka-dev
-      nodejs npm sqlite3 procps)
+      sqlite3 procps)
 
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js (for the test suites and the demo): any installed node and npm will do (some
+# machines carry a newer nodejs that bundles npm); otherwise Debian's packages.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
     echo "deps: installing ${missing[*]}" >&2
     SUDO=""

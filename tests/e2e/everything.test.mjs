@@ -380,4 +380,19 @@ describe("--env passes variables to the downstream", () => {
       await c?.close();
     }
   });
+
+  it("clampd's own CLAMPD_* variables (its secrets) do not reach the downstream; others do", async () => {
+    let c;
+    try {
+      c = await connect({ clampd: EVERYTHING_ARGV, stateDir: tmpDir() }, { env: { CLAMPD_API_KEY: "sk-test-not-for-downstream", E2E_INHERITED: "yes" } });
+      await c.client.listTools();
+      const r = await c.client.callTool({ name: "get-env", arguments: {} });
+      const env = JSON.parse(r.content[0].text);
+      assert.equal(env.E2E_INHERITED, "yes");
+      assert.equal(env.CLAMPD_API_KEY, undefined);
+      assert.ok(!r.content[0].text.includes("sk-test-not-for-downstream"));
+    } finally {
+      await c?.close();
+    }
+  });
 });
