@@ -37,6 +37,12 @@ static void check_descriptor(const struct engine_session *s, const char *tool,
     const char *pinned = json_string_value(json_object_get(entry, "pinned"));
     char t[ENGINE_SHQ_MAX], srv[ENGINE_SHQ_MAX];
 
+    if (entry && hash && pinned && strcmp(hash, pinned) == 0 &&
+        json_integer_value(json_object_get(entry, "state")) == TOOL_OK) {
+        v->verdict = VERDICT_ALLOW;
+        v->risk = 0.0;
+        return;
+    }
     /* Names come from the peers: quoted as shell words, so the approve command we suggest
      * stays one command, and control characters never reach the model or a terminal. */
     engine__shq(tool, t, sizeof(t));
@@ -49,14 +55,7 @@ static void check_descriptor(const struct engine_session *s, const char *tool,
         return;
     }
     switch (json_integer_value(json_object_get(entry, "state"))) {
-    case TOOL_OK:
-        if (strcmp(hash, pinned) == 0) {
-            v->verdict = VERDICT_ALLOW;
-            v->risk = 0.0;
-            return;
-        }
-        /* a set entry whose hash is not its pin is never callable */
-        __attribute__((fallthrough));
+    case TOOL_OK: /* with a hash that is not its pin: never callable */
     case TOOL_CHANGED:
         if (strcmp(json_string_value(json_object_get(entry, "what")), "display") == 0) {
             set_deny(v, "descriptor_hash_mismatch", 1.0,
@@ -81,34 +80,46 @@ static void check_descriptor(const struct engine_session *s, const char *tool,
     }
 }
 
-int engine_decide(struct engine_session *s, const json_t *params, struct engine_verdict *out)
+/* Is raw (a validated JSON value) an object or null? */
+static bool object_or_null(const char *raw, size_t n)
 {
-    const char *tool = json_string_value(json_object_get(params, "name"));
-    json_t *args = json_object_get(params, "arguments");
+    while (n && (*raw == ' ' || *raw == '\t' || *raw == '\n' || *raw == '\r'))
+        raw++, n--;
+    return n && (*raw == '{' || (n >= 4 && memcmp(raw, "null", 4) == 0));
+}
 
+_Static_assert(ENGINE_REQID_LEN == 32, "request ids are 16 hex of prefix and 16 of counter");
+
+int engine_decide(struct engine_session *s, const struct engine_call *call,
+                  struct engine_verdict *out)
+{
     memset(out, 0, sizeof(*out));
     out->verdict = VERDICT_DENY;
-    clampd_random_hex(out->request_id, ENGINE_REQID_LEN / 2);
-    if (tool && strlen(tool) != json_string_length(json_object_get(params, "name")))
-        tool = NULL; /* SECURITY: "a\u0000b" must not be judged as "a" */
-    static const char *const call_keys[] = {"name", "arguments", "_meta", "task", NULL};
-    const char *alias = json_is_object(params) ? engine__folded_alias(params, call_keys) : NULL;
-
-    if (!json_is_object(params) || !tool) {
-        set_deny(out, "invalid_request", 1.0, "tools/call has no tool name (params.name)");
-        return 0;
+    /* Unique, not secret: a random per-process prefix and a counter (no syscall per call). */
+    {
+        uint64_t seq = ++s->engine->reqid_seq;
+        memcpy(out->request_id, s->engine->reqid_prefix, 16);
+        for (int i = 31; i >= 16; i--, seq >>= 4)
+            out->request_id[i] = "0123456789abcdef"[seq & 15];
+        out->request_id[32] = '\0';
     }
-    if (alias) {
-        /* SECURITY: a case-folding server would read this key instead of the one we judged. */
+    if (call->malformed) {
+        /* SECURITY: a case-folding server would read another key than the one we judged. */
         set_deny(out, "invalid_request", 1.0,
-                 "tools/call params carry a key that differs only in case from a known one");
+                 "tools/call params are not an object, or repeat a key, or carry a key that"
+                 " differs only in case from name, arguments or _meta");
         return 0;
     }
-    if (args && !json_is_object(args) && !json_is_null(args)) {
+    if (!call->tool || strlen(call->tool) != call->tool_len) {
+        /* SECURITY: "a\u0000b" must not be judged as "a" */
+        set_deny(out, "invalid_request", 1.0, "tools/call has no usable tool name (params.name)");
+        return 0;
+    }
+    if (call->arguments && !object_or_null(call->arguments, call->arguments_len)) {
         set_deny(out, "invalid_arguments", 1.0, "tools/call arguments must be a JSON object");
         return 0;
     }
-    check_descriptor(s, tool, out);
+    check_descriptor(s, call->tool, out);
     return 0;
 }
 

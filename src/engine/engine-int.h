@@ -19,6 +19,8 @@ struct engine__pins {
 };
 
 struct engine {
+    char reqid_prefix[17]; /* random per process: request ids are prefix + counter */
+    uint64_t reqid_seq;
     char *state_dir;
     char *agent_id;
     enum pin_mode pin_mode;

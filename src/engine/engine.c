@@ -21,6 +21,7 @@ int engine_new(const struct engine_config *cfg, struct engine **out, char **errm
     if (!e->state_dir || !e->agent_id || !path)
         goto out;
     e->pin_mode = cfg->pin_mode;
+    clampd_random_hex(e->reqid_prefix, 8);
     rc = engine__pins_open(&e->pins, path, true, errmsg);
     if (rc)
         goto out;

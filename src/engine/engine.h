@@ -100,10 +100,22 @@ struct engine_verdict {
     char request_id[ENGINE_REQID_LEN + 1];
 };
 
-/* Decides one tools/call. params is the request's "params" (may be NULL). Fills out;
- * every path through it, including internal errors, yields a verdict (DENY on error).
- * Returns 0, or a negative error that was turned into a DENY in out. */
-int engine_decide(struct engine_session *s, const json_t *params, struct engine_verdict *out);
+/* One tools/call as the edge parsed it (no tree is built for a call on the hot path). */
+struct engine_call {
+    const char *tool;      /* params.name decoded, NUL-terminated; NULL when absent, not a
+                            * string, or too long */
+    size_t tool_len;       /* decoded length: differs from strlen(tool) if it holds a NUL */
+    const char *arguments; /* raw JSON of params.arguments; NULL when absent */
+    size_t arguments_len;
+    bool malformed; /* params is not an object, or has a duplicated key or a key that
+                     * a case-insensitive server would read as name/arguments/_meta */
+};
+
+/* Decides one tools/call. Fills out; every path through it, including internal errors,
+ * yields a verdict (DENY on error). Returns 0, or a negative error that was turned into a
+ * DENY in out. */
+int engine_decide(struct engine_session *s, const struct engine_call *call,
+                  struct engine_verdict *out);
 
 /* Builds the CallToolResult of a denial (shared/DESIGN.md §3): isError, one text item
  * starting "[clampd] Tool call '<tool>' was BLOCKED.", and _meta["clampd/denial"].

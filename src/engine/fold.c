@@ -1,51 +1,22 @@
 /*
- * fold: keys that some JSON decoders take for another key.
- *
- * Go's encoding/json (and so several MCP servers) and .NET with case-insensitive property
- * names match object keys without regard to case, and Go folds U+017F (ſ) to 's' and
- * U+212A (Kelvin sign) to 'k' as well. A message that carries "name" and "Name" is judged
- * by clampd on one and run by such a server on the other: such keys are refused.
+ * fold: keys that some JSON decoders take for another key (see jrpc_key_aliases), and
+ * shell quoting of peer-chosen names in the texts clampd writes.
  */
 #include "engine/engine-int.h"
+#include "jsonrpc/jsonrpc.h"
 
 #include <string.h>
-
-/* Folds key into out (ASCII lower case, ſ → s, K → k); false if it does not fit. */
-static bool fold(const char *key, char *out, size_t cap)
-{
-    size_t n = 0;
-    const unsigned char *p = (const unsigned char *)key;
-
-    while (*p) {
-        char c;
-        if (p[0] == 0xc5 && p[1] == 0xbf) {
-            c = 's', p += 2;
-        } else if (p[0] == 0xe2 && p[1] == 0x84 && p[2] == 0xaa) {
-            c = 'k', p += 3;
-        } else {
-            c = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-            p++;
-        }
-        if (n + 1 >= cap)
-            return false;
-        out[n++] = c;
-    }
-    out[n] = '\0';
-    return true;
-}
 
 const char *engine__folded_alias(const json_t *obj, const char *const *names)
 {
     const char *key;
+    size_t klen;
     json_t *v;
-    char buf[64], want[64];
 
-    json_object_foreach ((json_t *)obj, key, v) {
+    json_object_keylen_foreach ((json_t *)obj, key, klen, v) {
         (void)v;
-        if (!fold(key, buf, sizeof(buf)))
-            continue;
         for (const char *const *n = names; *n; n++)
-            if (fold(*n, want, sizeof(want)) && strcmp(buf, want) == 0 && strcmp(key, *n) != 0)
+            if (jrpc_key_aliases(key, klen, *n))
                 return key;
     }
     return NULL;

@@ -64,6 +64,7 @@ struct jrpc_peek {
     bool id_is_null;
     char method[JRPC_METHOD_MAX]; /* decoded method, NUL-terminated ("" when absent) */
     bool method_too_long;         /* method longer than JRPC_METHOD_MAX-1: method[] is empty */
+    struct jrpc_slice params;     /* the raw value of "params", {NULL,0} when absent */
     bool has_params, has_result, has_error;
 };
 
@@ -73,6 +74,28 @@ struct jrpc_peek {
  * message JRPC_INVALID: SECURITY: parsers disagree on which duplicate wins, and we must
  * classify a message exactly as the peer that receives it will. */
 int jrpc_peek(const char *msg, size_t len, struct jrpc_peek *out);
+
+/* Called for each member of an object: key is the decoded key (NUL-terminated, key_len
+ * bytes; it may contain a NUL, which callers treat as suspicious), or NULL when it decodes
+ * to more than JRPC_KEY_MAX-1 bytes; value is the member's raw JSON. A non-zero return
+ * stops the walk and is returned. */
+#define JRPC_KEY_MAX 256
+typedef int (*jrpc_member_fn)(void *ctx, const char *key, size_t key_len, struct jrpc_slice value);
+
+/* Walks the members of obj, a JSON object already validated by jrpc_peek (e.g. pk.params),
+ * in order, without allocating. Returns 0, ERR_PARSE when obj is not an object, or the
+ * callback's non-zero value. */
+int jrpc_object_each(struct jrpc_slice obj, jrpc_member_fn fn, void *ctx);
+
+/* Decodes a validated JSON string token (with its quotes) into out, NUL-terminated.
+ * Returns the decoded length, or -1 if tok is not a string or does not fit in cap-1. */
+long jrpc_string_decode(struct jrpc_slice tok, char *out, size_t cap);
+
+/* True when key (key_len bytes) is not name but a case-insensitive decoder would take it
+ * for name: Go's encoding/json and .NET with case-insensitive names match keys by ASCII
+ * case folding, and Go also folds U+017F (ſ) to 's' and U+212A (Kelvin) to 'k'. A key with
+ * an embedded NUL counts as an alias of every name. */
+bool jrpc_key_aliases(const char *key, size_t key_len, const char *name);
 
 /* Writes into out the canonical key of an id token (a string or number): the key is the
  * same for tokens that decode to the same value ("\u0041" and "A"; 1 and 1.0). Returns 0,

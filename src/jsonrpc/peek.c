@@ -77,12 +77,35 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
 
 /* Validates a string starting at the opening quote; on success s->p is past the closing
  * quote and *escaped says whether any backslash escape occurred. */
+/* Skips plain bytes (printable ASCII other than '"' and '\\') eight at a time: base64
+ * images and long texts are mostly such bytes. Classic SWAR tests: a byte is flagged when
+ * it is below 0x20, equals '"' or '\\', or has its top bit set. */
+static const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+
+    while (end - p >= 8) {
+        uint64_t w, q, b, below, quote, bslash;
+        memcpy(&w, p, 8);
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        below = (w - ones * 0x20) & ~w; /* some byte < 0x20 (exact as a yes/no) */
+        quote = (q - ones) & ~q;        /* some byte == '"' */
+        bslash = (b - ones) & ~b;       /* some byte == '\\' */
+        if ((below | quote | bslash | w) & highs)
+            break; /* the byte loop below finds which */
+        p += 8;
+    }
+    return p;
+}
+
 static int scan_string(struct scan *s, bool *escaped)
 {
     const unsigned char *p = (const unsigned char *)s->p + 1;
     const unsigned char *end = (const unsigned char *)s->end;
 
     *escaped = false;
+    p = skip_plain(p, end);
     while (p < end) {
         unsigned c = *p;
         if (c == '"') {
@@ -105,13 +128,14 @@ static int scan_string(struct scan *s, bool *escaped)
             } else {
                 return ERR_PARSE;
             }
+            p = skip_plain(p, end);
         } else if (c < 0x80) {
-            p++;
+            p++; /* a plain byte in the word that stopped skip_plain */
         } else {
             size_t n = utf8_seq(p, end);
             if (!n)
                 return ERR_PARSE;
-            p += n;
+            p = skip_plain(p + n, end);
         }
     }
     return ERR_PARSE;
@@ -340,7 +364,10 @@ static bool note_member(struct jrpc_peek *out, unsigned *seen, enum member m, co
             out->method_too_long = true;
         }
         return true;
-    case M_PARAMS: out->has_params = true; return true;
+    case M_PARAMS:
+        out->has_params = true;
+        out->params.p = v, out->params.n = vn;
+        return true;
     case M_RESULT: out->has_result = true; return true;
     case M_ERROR: out->has_error = true; return true;
     default: return true;
@@ -446,6 +473,18 @@ int jrpc_id_key(struct jrpc_slice id, struct dbuf *out)
     if (*id.p == '-' || (*id.p >= '0' && *id.p <= '9')) {
         char tmp[64];
         char num[CLAMPD_MAX_ID_LEN + 1];
+        size_t digits = 0;
+
+        /* Fast path for the usual ids: a JSON integer of up to 15 digits has no other
+         * spelling with the same value except decimal or exponent forms, which take the
+         * slow path and print the same digits ("%.17g" of such a double is the integer). */
+        while (digits < id.n && id.p[digits] >= '0' && id.p[digits] <= '9')
+            digits++;
+        if (*id.p != '-' && digits == id.n && digits <= 15) {
+            if (dbuf_addc(out, 'n'))
+                return ERR_NOMEM;
+            return dbuf_add(out, id.p, id.n);
+        }
         memcpy(num, id.p, id.n);
         num[id.n] = '\0';
         snprintf(tmp, sizeof(tmp), "n%.17g", strtod(num, NULL));
@@ -482,4 +521,89 @@ int jrpc_emit_error(struct dbuf *out, struct jrpc_slice id, int code, const char
     if (!rc)
         rc = dbuf_adds(out, "}}\n");
     return rc;
+}
+
+/* ---- walking an object ---- */
+
+long jrpc_string_decode(struct jrpc_slice tok, char *out, size_t cap)
+{
+    if (!tok.p || tok.n < 2 || tok.p[0] != '"' || cap == 0)
+        return -1;
+    return decode_string(tok.p, tok.n, out, cap);
+}
+
+int jrpc_object_each(struct jrpc_slice obj, jrpc_member_fn fn, void *ctx)
+{
+    struct scan s = {obj.p, obj.p + obj.n};
+    char key[JRPC_KEY_MAX];
+
+    skip_ws(&s);
+    if (s.p >= s.end || *s.p != '{')
+        return ERR_PARSE;
+    s.p++;
+    skip_ws(&s);
+    if (s.p < s.end && *s.p == '}')
+        return 0;
+    for (;;) {
+        const char *k, *v;
+        bool escaped;
+        long klen;
+        int rc;
+
+        skip_ws(&s);
+        k = s.p;
+        if (s.p >= s.end || *s.p != '"' || scan_string(&s, &escaped))
+            return ERR_PARSE;
+        klen = decode_string(k, (size_t)(s.p - k), key, sizeof(key));
+        skip_ws(&s);
+        if (s.p >= s.end || *s.p != ':')
+            return ERR_PARSE;
+        s.p++;
+        skip_ws(&s);
+        v = s.p;
+        if (scan_value(&s, 1))
+            return ERR_PARSE;
+        rc = fn(ctx, klen < 0 ? NULL : key, klen < 0 ? 0 : (size_t)klen,
+                (struct jrpc_slice){v, (size_t)(s.p - v)});
+        if (rc)
+            return rc;
+        skip_ws(&s);
+        if (s.p < s.end && *s.p == '}')
+            return 0;
+        if (s.p >= s.end || *s.p != ',')
+            return ERR_PARSE;
+        s.p++;
+    }
+}
+
+/* Next folded character of a key, advancing *p: ASCII lower case, ſ → s, K → k. */
+static int fold_next(const unsigned char **p, const unsigned char *end)
+{
+    const unsigned char *q = *p;
+
+    if (end - q >= 2 && q[0] == 0xc5 && q[1] == 0xbf) {
+        *p += 2;
+        return 's';
+    }
+    if (end - q >= 3 && q[0] == 0xe2 && q[1] == 0x84 && q[2] == 0xaa) {
+        *p += 3;
+        return 'k';
+    }
+    *p += 1;
+    return *q >= 'A' && *q <= 'Z' ? *q + 32 : *q;
+}
+
+bool jrpc_key_aliases(const char *key, size_t key_len, const char *name)
+{
+    const unsigned char *k = (const unsigned char *)key, *kend = k + key_len;
+    const unsigned char *n = (const unsigned char *)name, *nend = n + strlen(name);
+
+    if (memchr(key, '\0', key_len))
+        return true;
+    if (key_len == (size_t)(nend - n) && memcmp(key, name, key_len) == 0)
+        return false;
+    while (k < kend && n < nend)
+        if (fold_next(&k, kend) != fold_next(&n, nend))
+            return false;
+    return k == kend && n == nend;
 }

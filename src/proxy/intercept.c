@@ -65,12 +65,48 @@ static void answer_result(struct proxy *p, struct jrpc_slice id, json_t *result)
     json_decref(msg);
 }
 
+/* Tool names are at most 128 characters in MCP; anything much longer is refused. */
+#define CALL_NAME_MAX 1024
+
+struct call_scan {
+    struct engine_call call;
+    char name[CALL_NAME_MAX];
+    unsigned seen;
+};
+
+/* One member of a tools/call's params, read straight from the bytes (no tree). */
+static int call_member(void *ctx, const char *key, size_t klen, struct jrpc_slice v)
+{
+    static const char *const known[] = {"name", "arguments", "_meta", "task"};
+    struct call_scan *cs = ctx;
+
+    if (!key)
+        return 0; /* a key longer than any we read cannot alias one */
+    for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        bool exact = klen == strlen(known[i]) && memcmp(key, known[i], klen) == 0;
+        if (!exact && jrpc_key_aliases(key, klen, known[i]))
+            cs->call.malformed = true;
+        if (!exact)
+            continue;
+        if (cs->seen & 1u << i)
+            cs->call.malformed = true; /* SECURITY: parsers disagree on which one wins */
+        cs->seen |= 1u << i;
+        if (i == 0) {
+            long n = jrpc_string_decode(v, cs->name, sizeof(cs->name));
+            cs->call.tool = n < 0 ? NULL : cs->name;
+            cs->call.tool_len = n < 0 ? 0 : (size_t)n;
+        } else if (i == 1) {
+            cs->call.arguments = v.p;
+            cs->call.arguments_len = v.n;
+        }
+    }
+    return 0;
+}
+
 void proxy__client_call(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk)
 {
-    json_error_t jerr;
-    json_t *msg = NULL;
+    struct call_scan cs;
     struct engine_verdict v;
-    const char *tool;
 
     if (!p->list_attempted && !p->relisting)
         proxy__start_relist(p, NULL, 0, RELIST_FIRST);
@@ -78,27 +114,21 @@ void proxy__client_call(struct proxy *p, const char *line, size_t len, const str
         hold(p, "server", line, len, &pk->id);
         return;
     }
-    /* SECURITY: duplicate keys are refused: the downstream must see the call we judged. */
-    msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!msg) {
-        proxy__send_error(p, pk->id, JRPC_INVALID_PARAMS,
-                          "clampd: tools/call cannot be inspected"
-                          " (duplicate keys or unsupported numbers)");
-        return;
-    }
-    engine_decide(p->session, json_object_get(msg, "params"), &v);
-    tool = json_string_value(json_object_get(json_object_get(msg, "params"), "name"));
+    memset(&cs, 0, sizeof(cs));
+    if (jrpc_object_each(pk->params, call_member, &cs))
+        cs.call.malformed = true;
+    engine_decide(p->session, &cs.call, &v);
     if (v.verdict == VERDICT_DENY) {
-        clog_warn("denied tools/call '%s' [%s]: %s", tool ? tool : "?", v.request_id, v.reason);
-        answer_result(p, pk->id, engine_denial_result(&v, tool));
+        clog_warn("denied tools/call '%.128s' [%s]: %s", cs.call.tool ? cs.call.tool : "?",
+                  v.request_id, v.reason);
+        answer_result(p, pk->id, engine_denial_result(&v, cs.call.tool));
     } else if (proxy__pending_add(p, pk->id, PK_TOOLS_CALL) == 0) {
-        clog_debug("allowed tools/call '%s' [%s]", tool, v.request_id);
-        proxy__to_server(p, line, len);
+        clog_debug("allowed tools/call '%s' [%s]", cs.call.tool, v.request_id);
+        proxy__to_server(p, line, len); /* SECURITY: the very bytes that were judged */
     } else {
         proxy__send_error(p, pk->id, JRPC_INVALID_REQUEST,
                           "duplicate request id: a request with this id is still pending");
     }
-    json_decref(msg);
 }
 
 /* Runs the discovery a result needs; returns 0 if it may be passed on (maybe rewritten). */

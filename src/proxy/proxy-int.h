@@ -59,7 +59,7 @@ struct proxy {
     char *start_error; /* why the downstream could not start, or NULL */
     bool client_eof, child_out_eof, child_gone, stopping, finished;
     int exit_code;
-    int kill_stage; /* 0 none, 1 stdin closed, 2 SIGTERM sent, 3 SIGKILL sent */
+    int kill_stage;       /* 0 none, 1 stdin closed, 2 SIGTERM sent, 3 SIGKILL sent */
     uint64_t stage_since; /* loop time (ms) the current kill stage began */
 
     uv_timer_t kill_timer, relist_timer, relist_timeout;

@@ -30,7 +30,13 @@ int proxy__pending_add(struct proxy *p, struct jrpc_slice id, enum pending_kind 
         return ERR_STATE;
     if (json_object_size(p->pending) >= CLAMPD_MAX_PENDING)
         return ERR_TOO_BIG;
-    entry = json_pack("{s:i, s:s%}", "k", (int)k, "id", id.p, id.n);
+    /* One small string per request: its kind as a digit, then the raw id token. */
+    {
+        char buf[CLAMPD_MAX_ID_LEN + 1];
+        buf[0] = (char)('0' + k);
+        memcpy(buf + 1, id.p, id.n);
+        entry = json_stringn_nocheck(buf, id.n + 1);
+    }
     if (!entry || json_object_setn_new(p->pending, p->key.ptr, p->key.len, entry))
         return ERR_NOMEM;
     return 0;
@@ -47,7 +53,7 @@ static int pending_take(struct proxy *p, struct jrpc_slice id)
     entry = json_object_getn(p->pending, p->key.ptr, p->key.len);
     if (!entry)
         return -1;
-    k = (int)json_integer_value(json_object_get(entry, "k"));
+    k = json_string_value(entry)[0] - '0';
     json_object_deln(p->pending, p->key.ptr, p->key.len);
     return k;
 }
@@ -61,8 +67,7 @@ void proxy__fail_pending(struct proxy *p, const char *why)
 
     snprintf(msg, sizeof(msg), "clampd: %s", why);
     json_object_keylen_foreach (p->pending, key, klen, entry) {
-        const char *raw = json_string_value(json_object_get(entry, "id"));
-        struct jrpc_slice id = {raw, json_string_length(json_object_get(entry, "id"))};
+        struct jrpc_slice id = {json_string_value(entry) + 1, json_string_length(entry) - 1};
         (void)key, (void)klen;
         proxy__send_error(p, id, JRPC_DOWNSTREAM_ERROR, msg);
     }
@@ -237,8 +242,8 @@ static void unreadable_answer(struct proxy *p, const char *line, size_t len)
                     ? json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT)
                     : NULL;
 
-    if (json_is_string(id) && strncmp(json_string_value(id), p->own_prefix,
-                                      strlen(p->own_prefix)) == 0) {
+    if (json_is_string(id) &&
+        strncmp(json_string_value(id), p->own_prefix, strlen(p->own_prefix)) == 0) {
         proxy__relist_timed_out(p); /* our own listing's answer: the listing failed */
     } else if (raw) {
         struct jrpc_slice sid = {raw, strlen(raw)};

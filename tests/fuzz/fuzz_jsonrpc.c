@@ -9,6 +9,19 @@
 
 #include "jsonrpc/jsonrpc.h"
 
+static int on_member(void *ctx, const char *key, size_t klen, struct jrpc_slice v)
+{
+    char buf[64];
+    (void)ctx;
+    if (key) {
+        jrpc_key_aliases(key, klen, "name");
+        jrpc_key_aliases(key, klen, "arguments");
+    }
+    jrpc_string_decode(v, buf, sizeof(buf));
+    jrpc_object_each(v, on_member, NULL); /* nested objects too */
+    return 0;
+}
+
 static int on_line(void *ctx, int status, const char *line, size_t len)
 {
     struct jrpc_peek pk;
@@ -25,6 +38,11 @@ static int on_line(void *ctx, int status, const char *line, size_t len)
         }
         if (strlen(pk.method) >= JRPC_METHOD_MAX)
             abort();
+        if (pk.params.p) {
+            if (pk.params.p < line || pk.params.p + pk.params.n > line + len)
+                abort();
+            jrpc_object_each(pk.params, on_member, NULL);
+        }
     }
     return 0;
 }

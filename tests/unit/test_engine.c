@@ -65,9 +65,8 @@ static struct engine_session *session_with(struct fix *f, const char *desc,
 
 static void decide(struct engine_session *s, const char *tool, struct engine_verdict *v)
 {
-    json_t *params = json_pack("{s:s, s:{}}", "name", tool, "arguments");
-    assert_int_equal(engine_decide(s, params, v), 0);
-    json_decref(params);
+    struct engine_call call = {tool, strlen(tool), "{}", 2, false};
+    assert_int_equal(engine_decide(s, &call, v), 0);
 }
 
 /* First use pins and annotates every tool with its contract hash. */
@@ -285,12 +284,6 @@ static void test_rename_and_case_alias(void **state)
     json_decref(res);
     json_decref(alias);
 
-    /* and in a call: "Name" beside "name" */
-    json_t *params =
-        json_pack("{s:s, s:s, s:{}}", "name", "list", "Name", "read_file", "arguments");
-    assert_int_equal(engine_decide(s, params, &v), 0);
-    assert_string_equal(v.error_code, "invalid_request");
-    json_decref(params);
     engine_session_free(s);
 }
 
@@ -393,17 +386,23 @@ static void test_bad_calls(void **state)
     struct engine_discovery rep;
     struct engine_verdict v;
     struct engine_session *s = session_with(f, "Reads a file", &rep);
-    json_t *p = json_pack("{s:s, s:[]}", "name", "read_file", "arguments");
+    struct engine_call array_args = {"read_file", 9, " [1]", 4, false};
+    struct engine_call null_args = {"read_file", 9, "null", 4, false};
+    struct engine_call no_name = {NULL, 0, "{}", 2, false};
+    struct engine_call nul_name = {"read_file", 13, NULL, 0, false}; /* "read_file\0evil" */
+    struct engine_call malformed = {"read_file", 9, "{}", 2, true};
 
-    assert_int_equal(engine_decide(s, p, &v), 0);
+    assert_int_equal(engine_decide(s, &array_args, &v), 0);
     assert_string_equal(v.error_code, "invalid_arguments");
-    json_decref(p);
-    p = json_pack("{s:i}", "name", 3);
-    assert_int_equal(engine_decide(s, p, &v), 0);
+    assert_int_equal(engine_decide(s, &null_args, &v), 0);
+    assert_int_equal(v.verdict, VERDICT_ALLOW);
+    assert_int_equal(engine_decide(s, &no_name, &v), 0);
     assert_string_equal(v.error_code, "invalid_request");
-    assert_int_equal(engine_decide(s, NULL, &v), 0);
+    assert_int_equal(engine_decide(s, &nul_name, &v), 0);
+    assert_string_equal(v.error_code, "invalid_request");
+    assert_int_equal(engine_decide(s, &malformed, &v), 0);
+    assert_string_equal(v.error_code, "invalid_request");
     assert_int_equal(v.verdict, VERDICT_DENY);
-    json_decref(p);
     engine_session_free(s);
 }
 

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -262,6 +263,67 @@ static void test_emit_error(void **state)
     dbuf_free(&b);
 }
 
+struct members {
+    char keys[8][64];
+    char values[8][64];
+    int n;
+};
+
+static int collect_member(void *ctx, const char *key, size_t klen, struct jrpc_slice v)
+{
+    struct members *m = ctx;
+    assert_true(m->n < 8);
+    snprintf(m->keys[m->n], sizeof(m->keys[0]), "%s", key ? key : "(long)");
+    assert_true(key == NULL || strlen(key) == klen);
+    snprintf(m->values[m->n], sizeof(m->values[0]), "%.*s", (int)v.n, v.p);
+    m->n++;
+    return 0;
+}
+
+/* The walker decodes keys and hands back each value's exact bytes. */
+static void test_object_each(void **state)
+{
+    static const char obj[] =
+        " { \"name\" : \"echo\", \"argu\\u006dents\":{\"a\":[1,{\"b\":\"}\"}]},"
+        "\"n\":-1.5e3 , \"e\":{} } ";
+    struct members m = {0};
+    struct jrpc_slice s = {obj, strlen(obj)};
+    char buf[8];
+    (void)state;
+
+    assert_int_equal(jrpc_object_each(s, collect_member, &m), 0);
+    assert_int_equal(m.n, 4);
+    assert_string_equal(m.keys[0], "name");
+    assert_string_equal(m.values[0], "\"echo\"");
+    assert_string_equal(m.keys[1], "arguments");
+    assert_string_equal(m.values[1], "{\"a\":[1,{\"b\":\"}\"}]}");
+    assert_string_equal(m.values[2], "-1.5e3");
+    assert_string_equal(m.values[3], "{}");
+    s.p = "[1]", s.n = 3;
+    assert_int_equal(jrpc_object_each(s, collect_member, &m), ERR_PARSE);
+    s.p = "\"echo\"", s.n = 6;
+    assert_int_equal(jrpc_string_decode(s, buf, sizeof(buf)), 4);
+    assert_string_equal(buf, "echo");
+    s.p = "\"too long for it\"", s.n = 17;
+    assert_int_equal(jrpc_string_decode(s, buf, sizeof(buf)), -1);
+}
+
+static void test_key_aliases(void **state)
+{
+    (void)state;
+    assert_false(jrpc_key_aliases("name", 4, "name"));
+    assert_true(jrpc_key_aliases("Name", 4, "name"));
+    assert_true(jrpc_key_aliases("NAME", 4, "name"));
+    assert_true(jrpc_key_aliases("argument\xc5\xbf", 10, "arguments")); /* ſ folds to s */
+    assert_true(jrpc_key_aliases("\xe2\x84\xaa"
+                                 "ey",
+                                 5, "key"));            /* Kelvin sign */
+    assert_true(jrpc_key_aliases("na\0me", 5, "name")); /* embedded NUL */
+    assert_false(jrpc_key_aliases("names", 5, "name"));
+    assert_false(jrpc_key_aliases("nam", 3, "name"));
+    assert_false(jrpc_key_aliases("arguments", 9, "name"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -269,7 +331,8 @@ int main(void)
         cmocka_unit_test(test_framer_limit),        cmocka_unit_test(test_peek_kinds),
         cmocka_unit_test(test_peek_tricks),         cmocka_unit_test(test_peek_rejects),
         cmocka_unit_test(test_peek_depth),          cmocka_unit_test(test_id_key),
-        cmocka_unit_test(test_emit_error),
+        cmocka_unit_test(test_emit_error),          cmocka_unit_test(test_object_each),
+        cmocka_unit_test(test_key_aliases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
