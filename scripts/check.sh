@@ -4,7 +4,7 @@
 #   1. release build (-Werror) + unit tests and fuzz-corpus replays (ctest)
 #   2. end-to-end tests (node --test, the official SDK client, real MCP servers)
 #   3. the official MCP conformance suite, direct and through clampd
-#   4. the whole unit and end-to-end suite again under ASan+UBSan
+#   4. the unit, end-to-end and conformance suites again under ASan+UBSan
 #   5. each libFuzzer target for a short run (clang)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +46,9 @@ suite "build-asan" build build-asan -DCLAMPD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debu
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 suite "unit-asan" bash -c 'cd build-asan && ctest --output-on-failure'
 suite "e2e-asan" env CLAMPD_BIN="$PWD/build-asan/clampd" npm --prefix tests/e2e test --silent
+if [ -x tests/conformance/run.sh ]; then
+    suite "conformance-asan" env CLAMPD_BIN="$PWD/build-asan/clampd" tests/conformance/run.sh
+fi
 unset ASAN_OPTIONS UBSAN_OPTIONS
 suite "fuzz" bash -c "CC=clang cmake -S . -B build-fuzz -DCLAMPD_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null && cmake --build build-fuzz -j$JOBS >/dev/null && scripts/fuzz.sh build-fuzz $FUZZ_SECONDS"
 

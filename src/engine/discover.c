@@ -271,6 +271,24 @@ static const char *item_key(const json_t *item, const char *kind)
     return json_string_value(k);
 }
 
+/* Remembers that kind/key was withheld in this session, so a request for it is refused. */
+static int mark_withheld(struct engine_session *s, const char *kind, const char *key)
+{
+    json_t *set = json_object_get(s->withheld, kind);
+
+    if (!set) {
+        set = json_object();
+        if (!set || json_object_set_new(s->withheld, kind, set))
+            return ERR_NOMEM;
+    }
+    return json_object_set_new(set, key, json_true()) ? ERR_NOMEM : 0;
+}
+
+bool engine_item_withheld(const struct engine_session *s, const char *kind, const char *name)
+{
+    return json_object_get(json_object_get(s->withheld, kind), name) != NULL;
+}
+
 int engine_discover_items(struct engine_session *s, json_t *result, const char *array_key,
                           const char *kind, unsigned *withheld)
 {
@@ -294,8 +312,12 @@ int engine_discover_items(struct engine_session *s, json_t *result, const char *
         }
         if (!rc && state_of(o) == TOOL_OK) {
             rc = annotate(item, hash);
+            if (!rc && key)
+                json_object_del(json_object_get(s->withheld, kind), key);
             i++;
         } else if (!rc) {
+            if (key)
+                rc = mark_withheld(s, kind, key);
             json_array_remove(items, i);
             (*withheld)++;
         }

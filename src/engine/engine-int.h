@@ -32,10 +32,11 @@ enum tool_state { TOOL_OK = 0, TOOL_CHANGED, TOOL_HELD };
 struct engine_session {
     struct engine *engine;
     char *command;
-    char *server;  /* serverInfo.name, "" until known */
-    json_t *tools; /* name -> {"hash": s, "pinned": s, "state": i}, withheld ones too */
-    json_t *known; /* kind -> true/false: had the server pins of that kind before this
-                    * session? (absent: not asked yet) */
+    char *server;     /* serverInfo.name, "" until known */
+    json_t *tools;    /* name -> {"hash": s, "pinned": s, "state": i}, withheld ones too */
+    json_t *withheld; /* kind -> {name -> true}: prompts and templates withheld this session */
+    json_t *known;    /* kind -> true/false: had the server pins of that kind before this
+                       * session? (absent: not asked yet) */
 };
 
 int engine__pins_open(struct engine__pins *p, const char *path, bool create, char **errmsg);

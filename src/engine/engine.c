@@ -54,7 +54,8 @@ struct engine_session *engine_session_new(struct engine *e, const char *command)
     s->server = strdup("");
     s->tools = json_object();
     s->known = json_object();
-    if (!s->command || !s->server || !s->tools || !s->known) {
+    s->withheld = json_object();
+    if (!s->command || !s->server || !s->tools || !s->known || !s->withheld) {
         engine_session_free(s);
         return NULL;
     }
@@ -69,6 +70,7 @@ void engine_session_free(struct engine_session *s)
     free(s->server);
     json_decref(s->tools);
     json_decref(s->known);
+    json_decref(s->withheld);
     free(s);
 }
 

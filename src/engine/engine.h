@@ -86,6 +86,11 @@ int engine_discover_instructions(struct engine_session *s, json_t *init_result);
 int engine_discover_items(struct engine_session *s, json_t *result, const char *array_key,
                           const char *kind, unsigned *withheld);
 
+/* Was the item kind/name (e.g. "prompt"/"summarise") withheld from this session because
+ * it changed since it was pinned (or is held in strict mode)? A request for it (prompts/get)
+ * must then be refused. */
+bool engine_item_withheld(const struct engine_session *s, const char *kind, const char *name);
+
 /* ---- decide ---- */
 
 #define ENGINE_CODE_MAX 48

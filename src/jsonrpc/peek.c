@@ -293,7 +293,8 @@ static long decode_string(const char *tok, size_t toklen, char *out, size_t cap)
         case 'r': cp = '\r'; break;
         case 't': cp = '\t'; break;
         case 'u':
-            read_hex4(p + 1, end, &cp);
+            if (read_hex4(p + 1, end, &cp))
+                return -1; /* not reached for validated input; never decode garbage */
             p += 4;
             if (cp >= 0xd800 && cp <= 0xdbff && end - p >= 7 && p[1] == '\\' && p[2] == 'u') {
                 unsigned lo;

@@ -131,6 +131,47 @@ void proxy__client_call(struct proxy *p, const char *line, size_t len, const str
     }
 }
 
+struct name_scan {
+    char name[CALL_NAME_MAX];
+    bool found, bad;
+};
+
+static int name_member(void *ctx, const char *key, size_t klen, struct jrpc_slice v)
+{
+    struct name_scan *ns = ctx;
+
+    if (!key || klen != 4 || memcmp(key, "name", 4) != 0) {
+        ns->bad |= key && jrpc_key_aliases(key, klen, "name");
+        return 0;
+    }
+    ns->bad |= ns->found || jrpc_string_decode(v, ns->name, sizeof(ns->name)) < 0;
+    ns->found = true;
+    return 0;
+}
+
+bool proxy__prompt_withheld(struct proxy *p, const struct jrpc_peek *pk)
+{
+    struct name_scan ns;
+    char msg[CALL_NAME_MAX + 256];
+
+    memset(&ns, 0, sizeof(ns));
+    if (jrpc_object_each(pk->params, name_member, &ns) || ns.bad) {
+        /* SECURITY: a name we cannot read as the server will is not passed on */
+        proxy__send_error(p, pk->id, JRPC_INVALID_PARAMS,
+                          "clampd: prompts/get params carry no single readable name");
+        return true;
+    }
+    if (!ns.found || !engine_item_withheld(p->session, "prompt", ns.name))
+        return false;
+    snprintf(msg, sizeof(msg),
+             "[clampd] prompt '%.128s' was BLOCKED: descriptor_hash_mismatch: it changed since it"
+             " was pinned (or is new and held); review it with 'clampd tools list'",
+             ns.name);
+    clog_warn("denied prompts/get '%.128s': withheld", ns.name);
+    proxy__send_error(p, pk->id, JRPC_INVALID_PARAMS, msg);
+    return true;
+}
+
 /* Runs the discovery a result needs; returns 0 if it may be passed on (maybe rewritten). */
 static int discover(struct proxy *p, enum pending_kind k, json_t *result, bool *rewritten)
 {

@@ -84,6 +84,8 @@ int proxy__pending_add(struct proxy *p, struct jrpc_slice id, enum pending_kind 
 void proxy__fail_pending(struct proxy *p, const char *why);
 
 /* intercept.c */
+/* Answers a prompts/get for a prompt withheld in this session with an error; true if so. */
+bool proxy__prompt_withheld(struct proxy *p, const struct jrpc_peek *pk);
 void proxy__client_call(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk);
 void proxy__server_answer(struct proxy *p, enum pending_kind k, const char *line, size_t len,
                           struct jrpc_slice id);

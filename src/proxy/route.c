@@ -122,6 +122,8 @@ static void client_request(struct proxy *p, const char *line, size_t len,
         proxy__client_call(p, line, len, pk);
         return;
     }
+    if (method_is(pk, "prompts/get") && proxy__prompt_withheld(p, pk))
+        return;
     rc = proxy__pending_add(p, pk->id, request_kind(p, line, len, pk));
     if (rc) {
         proxy__send_error(p, pk->id, rc == ERR_STATE ? JRPC_INVALID_REQUEST : JRPC_INTERNAL_ERROR,

@@ -375,6 +375,8 @@ static void test_instructions_and_prompts(void **state)
     assert_int_equal(engine_discover_items(s, prompts, "prompts", "prompt", &withheld), 0);
     assert_int_equal(withheld, 1);
     assert_int_equal(json_array_size(json_object_get(prompts, "prompts")), 0);
+    assert_true(engine_item_withheld(s, "prompt", "p"));
+    assert_false(engine_item_withheld(s, "prompt", "q"));
     json_decref(init);
     json_decref(prompts);
     engine_session_free(s);
