@@ -40,7 +40,7 @@ fuzz:
 bench: all
 	CLAMPD_BIN=$(CURDIR)/$(BUILD)/clampd bench/run.sh
 
-demo: deps all
+demo:
 	@scripts/demo.sh
 
 format:

@@ -2,6 +2,7 @@
 # Installs what clampd needs to build and test, on Debian 12: Debian packages through
 # apt-get (only those missing), then the npm packages of the test suites (from their
 # lock files). Safe to run again: it does nothing when everything is there.
+# Usage: scripts/deps.sh [SUITE_DIR...]   (default: tests/e2e tests/conformance)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,9 +27,11 @@ if ((${#missing[@]})); then
         "${missing[@]}" >/dev/null
 fi
 
-# npm test dependencies, exactly as locked. A suite is reinstalled when its lock file is
-# newer than its node_modules.
-for dir in tests/e2e tests/conformance; do
+# npm test dependencies, exactly as locked: of the suites named as arguments, or of all.
+# A suite is reinstalled when its lock file is newer than its node_modules.
+dirs=("$@")
+((${#dirs[@]})) || dirs=(tests/e2e tests/conformance)
+for dir in "${dirs[@]}"; do
     [ -f "$dir/package-lock.json" ] || continue
     if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
         echo "deps: npm ci in $dir" >&2
