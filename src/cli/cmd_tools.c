@@ -13,7 +13,7 @@
 #include "engine/engine.h"
 
 static const char usage[] =
-    "Usage: clampd tools list [--json] [--state-dir DIR]\n"
+    "Usage: clampd tools list [--server SERVER] [--json] [--state-dir DIR]\n"
     "       clampd tools approve SERVER TOOL [--hash PREFIX] [--state-dir DIR]\n"
     "       clampd tools revoke SERVER [TOOL] [--state-dir DIR]\n"
     "\n"
@@ -31,6 +31,7 @@ static const char usage[] =
     "  --state-dir DIR   the state directory (default: $XDG_STATE_HOME/clampd, else\n"
     "                    ~/.local/state/clampd)\n"
     "  --json            list as JSON Lines, one pin per line\n"
+    "  --server SERVER   list only the pins of that server\n"
     "  --hash PREFIX     approve only a pending hash starting with PREFIX (hex)\n"
     "  -h, --help        show this help\n";
 
@@ -62,11 +63,19 @@ static bool is_hex(const char *s)
     return true;
 }
 
+struct list_opts {
+    bool json;
+    const char *server;
+};
+
 static int print_pin(void *ctx, const struct engine_pin *pin)
 {
-    bool json = *(bool *)ctx;
+    const struct list_opts *lo = ctx;
+    bool json = lo->json;
     char first[32], last[32];
 
+    if (lo->server && strcmp(lo->server, pin->server) != 0)
+        return 0;
     if (json) {
         json_t *o = json_pack(
             "{s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:I}", "server", pin->server, "command",
@@ -97,9 +106,10 @@ int cmd_tools(int argc, char **argv)
     static const struct option longs[] = {{"state-dir", required_argument, NULL, 's'},
                                           {"json", no_argument, NULL, 'j'},
                                           {"hash", required_argument, NULL, 'x'},
+                                          {"server", required_argument, NULL, 'S'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
-    const char *state = NULL, *sub, *hash = NULL;
+    const char *state = NULL, *sub, *hash = NULL, *server = NULL;
     bool json = false;
     char *dir = NULL, *err = NULL;
     int c, rc = 1;
@@ -111,6 +121,8 @@ int cmd_tools(int argc, char **argv)
             json = true;
         else if (c == 'x' && is_hex(optarg) && strlen(optarg) <= 64)
             hash = optarg;
+        else if (c == 'S')
+            server = optarg;
         else if (c == 'h') {
             fputs(usage, stdout);
             return 0;
@@ -131,7 +143,8 @@ int cmd_tools(int argc, char **argv)
         if (!json)
             printf("%-24s %-17s %-28s %-8s %-16s  %-20s  %s\n", "SERVER", "KIND", "NAME", "STATUS",
                    "HASH", "FIRST SEEN", "LAST SEEN");
-        rc = engine_pins_each(dir, print_pin, &json, &err) ? 1 : 0;
+        struct list_opts lo = {json, server};
+        rc = engine_pins_each(dir, print_pin, &lo, &err) ? 1 : 0;
     } else if (strcmp(sub, "approve") == 0 && argc - optind == 2) {
         int n = engine_pins_approve(dir, argv[optind], argv[optind + 1], hash, &err);
         if (n == 0)

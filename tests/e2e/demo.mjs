@@ -91,8 +91,17 @@ async function rugPullDemo() {
   if (r._meta?.["clampd/denial"]?.error_code !== "descriptor_hash_mismatch") throw new Error("rug pull not caught");
   process.stderr.write(s.log().split("\n").filter((l) => l.includes("RUG PULL")).join("\n") + "\n");
 
-  step("clampd tools list");
-  say(execFileSync(clampd, ["tools", "list", "--state-dir", stateDir], { encoding: "utf8" }));
+  step("clampd tools list --server rugpull-fixture");
+  say(execFileSync(clampd, ["tools", "list", "--server", "rugpull-fixture", "--state-dir", stateDir], { encoding: "utf8" }));
+
+  step("the server goes back to the approved form: the pin is unchanged, the tool works again");
+  fs.writeFileSync(stateFile, JSON.stringify({ description: "Fetches data for a query." }));
+  s = await session(downstream);
+  ({ tools } = await s.client.listTools());
+  r = await s.client.callTool({ name: "fetch_data", arguments: { query: "weather in Oslo" } });
+  say(`tools/list: ${tools.map((t) => t.name).join(", ")}; fetch_data -> ${text(r)}`);
+  await s.client.close();
+  if (r.isError) throw new Error("approved form was not accepted");
 }
 
 try {
