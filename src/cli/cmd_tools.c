@@ -14,7 +14,7 @@
 
 static const char usage[] =
     "Usage: clampd tools list [--server SERVER] [--json] [--state-dir DIR]\n"
-    "       clampd tools approve SERVER TOOL [--hash PREFIX] [--state-dir DIR]\n"
+    "       clampd tools approve SERVER TOOL [--hash PREFIX]... [--command CMD] [--state-dir DIR]\n"
     "       clampd tools revoke SERVER [TOOL] [--state-dir DIR]\n"
     "\n"
     "list     every pin: server (its serverInfo.name), kind, name, status, hash, first and\n"
@@ -32,7 +32,9 @@ static const char usage[] =
     "                    ~/.local/state/clampd)\n"
     "  --json            list as JSON Lines, one pin per line\n"
     "  --server SERVER   list only the pins of that server\n"
-    "  --hash PREFIX     approve only a pending hash starting with PREFIX (hex)\n"
+    "  --hash PREFIX     approve only pins whose pending hash starts with PREFIX (hex;\n"
+    "                    repeatable: a tool's contract and display hashes)\n"
+    "  --command CMD     approve only the pins of that downstream command line\n"
     "  -h, --help        show this help\n";
 
 static void fmt_time(int64_t ms, char *out, size_t n)
@@ -89,15 +91,16 @@ static int print_pin(void *ctx, const struct engine_pin *pin)
         json_decref(o);
         return s ? 0 : -1;
     }
-    char srv[128], name[256];
+    char srv[128], name[256], cmd[512];
 
     fmt_time(pin->first_seen_ms, first, sizeof(first));
     fmt_time(pin->last_seen_ms, last, sizeof(last));
-    printf("%-24s %-17s %-28s %-8s %.16s%s%.16s  %s  %s\n",
+    printf("%-24s %-17s %-28s %-8s %.16s%s%.16s  %s  %s  %s\n",
            pin->server[0] ? printable(pin->server, srv, sizeof(srv)) : "-", pin->kind,
            pin->name[0] ? printable(pin->name, name, sizeof(name)) : "-", pin->status,
            pin->hash[0] ? pin->hash : "-", pin->pending_hash ? " -> " : "",
-           pin->pending_hash ? pin->pending_hash : "", first, last);
+           pin->pending_hash ? pin->pending_hash : "", first, last,
+           printable(pin->command, cmd, sizeof(cmd)));
     return 0;
 }
 
@@ -107,9 +110,11 @@ int cmd_tools(int argc, char **argv)
                                           {"json", no_argument, NULL, 'j'},
                                           {"hash", required_argument, NULL, 'x'},
                                           {"server", required_argument, NULL, 'S'},
+                                          {"command", required_argument, NULL, 'C'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
-    const char *state = NULL, *sub, *hash = NULL, *server = NULL;
+    const char *state = NULL, *sub, *server = NULL;
+    struct engine_approval ap = {0};
     bool json = false;
     char *dir = NULL, *err = NULL;
     int c, rc = 1;
@@ -119,8 +124,11 @@ int cmd_tools(int argc, char **argv)
             state = optarg;
         else if (c == 'j')
             json = true;
-        else if (c == 'x' && is_hex(optarg) && strlen(optarg) <= 64)
-            hash = optarg;
+        else if (c == 'x' && is_hex(optarg) && strlen(optarg) <= 64 &&
+                 ap.n_hashes < ENGINE_APPROVE_MAX_HASHES)
+            ap.hashes[ap.n_hashes++] = optarg;
+        else if (c == 'C')
+            ap.command = optarg;
         else if (c == 'S')
             server = optarg;
         else if (c == 'h') {
@@ -141,12 +149,14 @@ int cmd_tools(int argc, char **argv)
         return 1;
     if (strcmp(sub, "list") == 0 && optind == argc) {
         if (!json)
-            printf("%-24s %-17s %-28s %-8s %-16s  %-20s  %s\n", "SERVER", "KIND", "NAME", "STATUS",
-                   "HASH", "FIRST SEEN", "LAST SEEN");
+            printf("%-24s %-17s %-28s %-8s %-16s  %-20s  %-20s  %s\n", "SERVER", "KIND", "NAME",
+                   "STATUS", "HASH", "FIRST SEEN", "LAST SEEN", "COMMAND");
         struct list_opts lo = {json, server};
         rc = engine_pins_each(dir, print_pin, &lo, &err) ? 1 : 0;
     } else if (strcmp(sub, "approve") == 0 && argc - optind == 2) {
-        int n = engine_pins_approve(dir, argv[optind], argv[optind + 1], hash, &err);
+        ap.server = argv[optind];
+        ap.name = argv[optind + 1];
+        int n = engine_pins_approve(dir, &ap, &err);
         if (n == 0)
             fprintf(stderr, "clampd tools: nothing to approve for '%s' on server '%s'\n",
                     argv[optind + 1], argv[optind]);

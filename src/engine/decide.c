@@ -35,6 +35,7 @@ static void check_descriptor(const struct engine_session *s, const char *tool,
     json_t *entry = json_object_get(s->tools, tool);
     const char *hash = json_string_value(json_object_get(entry, "hash"));
     const char *pinned = json_string_value(json_object_get(entry, "pinned"));
+    const char *also = json_string_value(json_object_get(entry, "also"));
     char t[ENGINE_SHQ_MAX], srv[ENGINE_SHQ_MAX];
 
     if (entry && hash && pinned && strcmp(hash, pinned) == 0 &&
@@ -68,8 +69,8 @@ static void check_descriptor(const struct engine_session *s, const char *tool,
         set_deny(v, "descriptor_hash_mismatch", 1.0,
                  "tool %s was called with hash %s but its pinned hash is %s: its description"
                  " or input schema changed since it was first seen (possible rug pull). Review"
-                 " it, then approve with: clampd tools approve %s %s --hash %.12s",
-                 t, hash, pinned, srv, t, hash);
+                 " it, then approve with: clampd tools approve %s %s --hash %.12s%s%.12s",
+                 t, hash, pinned, srv, t, hash, also ? " --hash " : "", also ? also : "");
         return;
     default:
         set_deny(v, "tool_not_approved", 1.0,

@@ -177,6 +177,10 @@ static int discover_one(struct engine_session *s, json_t *set, json_t *page, jso
         rc = record_tool(set, name, dhash, dpinned, state_of(od), "display");
     } else if (!rc) {
         rc = record_tool(set, name, hash, pinned, state_of(o), "contract");
+        /* Both changed: the denial names both pending hashes, each to be approved. */
+        if (!rc && state_of(o) != TOOL_OK && state_of(od) != TOOL_OK &&
+            json_object_set_new(json_object_get(set, name), "also", json_string(dhash)))
+            rc = ERR_NOMEM;
     }
     if (rc)
         return rc;
@@ -189,6 +193,20 @@ static int discover_one(struct engine_session *s, json_t *set, json_t *page, jso
     return annotate(tool, hash);
 }
 
+/* SECURITY: a result carrying "Tools" beside "tools" (or "Instructions", "NextCursor"…)
+ * shows a case-insensitive client (Go's encoding/json: last key wins) a list we never
+ * hashed: such a result is refused whole. */
+static bool result_aliased(const json_t *result, const char *list_key)
+{
+    const char *keys[] = {list_key,       "nextCursor", "_meta",        "protocolVersion",
+                          "capabilities", "serverInfo", "instructions", NULL};
+    const char *alias = engine__folded_alias(result, keys);
+
+    if (alias)
+        clog_warn("answer withheld: its key '%.64s' differs only in case from a known one", alias);
+    return alias != NULL;
+}
+
 int engine_discover_tools(struct engine_session *s, json_t *result, bool first_page,
                           struct engine_discovery *rep)
 {
@@ -197,7 +215,8 @@ int engine_discover_tools(struct engine_session *s, json_t *result, bool first_p
     int rc = ERR_PARSE;
 
     memset(rep, 0, sizeof(*rep));
-    if (!json_is_array(tools) || json_array_size(tools) > CLAMPD_MAX_TOOLS)
+    if (!json_is_array(tools) || json_array_size(tools) > CLAMPD_MAX_TOOLS ||
+        result_aliased(result, "tools"))
         goto out;
     rc = ensure_known(s, "tool");
     if (!rc)
@@ -240,6 +259,8 @@ int engine_discover_instructions(struct engine_session *s, json_t *init_result)
     enum pin_outcome o;
     int rc;
 
+    if (result_aliased(init_result, "instructions"))
+        return ERR_PARSE;
     if (!ins)
         return 0;
     dbuf_init(&canon, CLAMPD_MAX_CANONICAL);
@@ -286,26 +307,42 @@ static int mark_withheld(struct engine_session *s, const char *kind, const char 
 
 bool engine_item_withheld(const struct engine_session *s, const char *kind, const char *name)
 {
-    return json_object_get(json_object_get(s->withheld, kind), name) != NULL;
+    bool pinned_bad = false;
+
+    if (json_object_get(json_object_get(s->withheld, kind), name))
+        return true;
+    if (json_object_get(s->known, kind))
+        return false; /* listed in this session and offered */
+    /* Not listed in this session: go by what the last listing found. SECURITY: a pin store
+     * error refuses. */
+    if (engine__pins_status(&s->engine->pins, s->command, kind, name, &pinned_bad))
+        return true;
+    return pinned_bad;
 }
 
 int engine_discover_items(struct engine_session *s, json_t *result, const char *array_key,
                           const char *kind, unsigned *withheld)
 {
+    static const char *const item_keys[] = {"name",        "title",    "description", "arguments",
+                                            "uriTemplate", "mimeType", "annotations", "icons",
+                                            "_meta",       NULL};
     json_t *items = json_object_get(result, array_key);
     json_t *page = json_object();
     int rc;
 
     *withheld = 0;
-    rc = !page ? ERR_NOMEM : json_is_array(items) ? ensure_known(s, kind) : ERR_PARSE;
+    rc = !page                                                        ? ERR_NOMEM
+         : !json_is_array(items) || result_aliased(result, array_key) ? ERR_PARSE
+                                                                      : ensure_known(s, kind);
     for (size_t i = 0; !rc && i < json_array_size(items);) {
         json_t *item = json_array_get(items, i);
         const char *key = item_key(item, kind);
         char hash[CJSON_HEX_LEN + 1], pinned[CJSON_HEX_LEN + 1];
         enum pin_outcome o = PIN_OUT_CHANGED;
 
-        /* SECURITY: a nameless item or a second one with the same key is never offered. */
-        if (key && !json_object_get(page, key)) {
+        /* SECURITY: a nameless item, a second one with the same key, or one with a key
+         * that differs only in case from one of its fields is never offered. */
+        if (key && !json_object_get(page, key) && !engine__folded_alias(item, item_keys)) {
             rc = json_object_set_new(page, key, json_true()) ? ERR_NOMEM : item_hash(item, hash);
             if (!rc)
                 rc = check_pin(s, kind, key, hash, &o, pinned);

@@ -50,6 +50,10 @@ int engine__pins_check(struct engine__pins *p, const char *command, const char *
                        const char *kind, const char *name, const char *hash, bool hold_new,
                        enum pin_outcome *out, char pinned[CJSON_HEX_LEN + 1]);
 
+/* Is the pin of (command, kind, name) marked changed or pending? (false if there is none) */
+int engine__pins_status(struct engine__pins *p, const char *command, const char *kind,
+                        const char *name, bool *withheld);
+
 /* Returns the first key of obj that is not one of names (a NULL-terminated list of exact
  * keys) but equals one of them under case-insensitive matching, or NULL. */
 const char *engine__folded_alias(const json_t *obj, const char *const *names);

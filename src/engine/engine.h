@@ -144,11 +144,20 @@ typedef int (*engine_pin_fn)(void *ctx, const struct engine_pin *pin);
 
 /* Opens the pin store of state_dir without creating anything (for the CLI). */
 int engine_pins_each(const char *state_dir, engine_pin_fn fn, void *ctx, char **errmsg);
-/* Accepts the pending hash of the items called name of the server that reports itself as
- * server; with hash_prefix (hex, may be NULL) only if the pending hash starts with it.
- * Returns the number of pins changed (>= 0) or a negative error. */
-int engine_pins_approve(const char *state_dir, const char *server, const char *name,
-                        const char *hash_prefix, char **errmsg);
+#define ENGINE_APPROVE_MAX_HASHES 4
+
+/* What `clampd tools approve` accepts: the pending hashes of the items called name on the
+ * server that reports itself as server, optionally of one downstream command only, and
+ * (when hashes are given) only rows whose own pending hash starts with one of them. */
+struct engine_approval {
+    const char *server, *name;
+    const char *command;                           /* NULL: any command */
+    const char *hashes[ENGINE_APPROVE_MAX_HASHES]; /* hex prefixes */
+    size_t n_hashes;                               /* 0: every pending row of server/name */
+};
+
+/* Returns the number of pins approved (>= 0) or a negative error. */
+int engine_pins_approve(const char *state_dir, const struct engine_approval *a, char **errmsg);
 /* Removes the pins of server/name; name NULL removes all of the server's pins. */
 int engine_pins_revoke(const char *state_dir, const char *server, const char *name, char **errmsg);
 

@@ -226,3 +226,19 @@ int engine__pins_check(struct engine__pins *p, const char *command, const char *
         rc = check_once(p, key, hash, hold_new, out, pinned);
     return rc == ERR_AGAIN ? ERR_DB : rc;
 }
+
+int engine__pins_status(struct engine__pins *p, const char *command, const char *kind,
+                        const char *name, bool *withheld)
+{
+    int rc;
+
+    *withheld = false;
+    bind_key(p->get, command, "", kind, name);
+    rc = sqlite3_step(p->get);
+    if (rc == SQLITE_ROW) {
+        const char *st = (const char *)sqlite3_column_text(p->get, 2);
+        *withheld = !st || strcmp(st, "pinned") != 0;
+    }
+    sqlite3_reset(p->get);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : ERR_DB;
+}

@@ -102,18 +102,46 @@ out:
     return rc;
 }
 
-int engine_pins_approve(const char *state_dir, const char *server, const char *name,
-                        const char *hash_prefix, char **errmsg)
+int engine_pins_approve(const char *state_dir, const struct engine_approval *a, char **errmsg)
 {
-    /* The prefix, when given, names the change being approved (the contract or the display
-     * hash of the tool, as printed), not whatever is pending by the time this runs; the
-     * item's pending hashes of every kind are then approved together. */
-    return exec_change(state_dir,
-                       "UPDATE pins SET hash=pending_hash, pending_hash=NULL, status='pinned'"
-                       " WHERE server=?1 AND name=?2 AND pending_hash IS NOT NULL"
-                       " AND (?3 IS NULL OR EXISTS (SELECT 1 FROM pins AS q WHERE q.server=?1"
-                       " AND q.name=?2 AND substr(q.pending_hash, 1, length(?3)) = lower(?3)))",
-                       server, name, hash_prefix, errmsg);
+    /* Each row is approved only if its own pending hash starts with one of the given
+     * prefixes: SECURITY: what is approved is the change that was reviewed, not whatever
+     * is pending when this runs, nor another command's change under the same server name. */
+    static const char sql[] =
+        "UPDATE pins SET hash=pending_hash, pending_hash=NULL, status='pinned'"
+        " WHERE server=?1 AND name=?2 AND pending_hash IS NOT NULL"
+        " AND (?3 IS NULL OR command=?3)"
+        " AND (?4 IS NULL OR substr(pending_hash, 1, length(?4)) = lower(?4)"
+        "  OR substr(pending_hash, 1, length(?5)) = lower(?5)"
+        "  OR substr(pending_hash, 1, length(?6)) = lower(?6)"
+        "  OR substr(pending_hash, 1, length(?7)) = lower(?7))";
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (a->n_hashes > ENGINE_APPROVE_MAX_HASHES)
+        return ERR_INVAL;
+    rc = open_existing(state_dir, &db, errmsg);
+    if (rc)
+        return rc;
+    rc = ERR_DB;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, a->server, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, a->name, -1, SQLITE_STATIC);
+    if (a->command)
+        sqlite3_bind_text(st, 3, a->command, -1, SQLITE_STATIC);
+    for (size_t i = 0; i < a->n_hashes; i++)
+        sqlite3_bind_text(st, 4 + (int)i, a->hashes[i], -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto out;
+    rc = sqlite3_changes(db);
+out:
+    if (rc == ERR_DB)
+        *errmsg = strdup(sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
 }
 
 int engine_pins_revoke(const char *state_dir, const char *server, const char *name, char **errmsg)

@@ -77,7 +77,9 @@ int jrpc_peek(const char *msg, size_t len, struct jrpc_peek *out);
 
 /* Called for each member of an object: key is the decoded key (NUL-terminated, key_len
  * bytes; it may contain a NUL, which callers treat as suspicious), or NULL when it decodes
- * to more than JRPC_KEY_MAX-1 bytes; value is the member's raw JSON. A non-zero return
+ * to more than JRPC_KEY_MAX-1 bytes or holds a lone surrogate (callers that match keys
+ * must then refuse the object: such a key may be any key to the peer); value is the
+ * member's raw JSON. A non-zero return
  * stops the walk and is returned. */
 #define JRPC_KEY_MAX 256
 typedef int (*jrpc_member_fn)(void *ctx, const char *key, size_t key_len, struct jrpc_slice value);
@@ -88,7 +90,8 @@ typedef int (*jrpc_member_fn)(void *ctx, const char *key, size_t key_len, struct
 int jrpc_object_each(struct jrpc_slice obj, jrpc_member_fn fn, void *ctx);
 
 /* Decodes a validated JSON string token (with its quotes) into out, NUL-terminated.
- * Returns the decoded length, or -1 if tok is not a string or does not fit in cap-1. */
+ * Returns the decoded length, or -1 if tok is not a string, does not fit in cap-1, or
+ * holds a lone surrogate. */
 long jrpc_string_decode(struct jrpc_slice tok, char *out, size_t cap);
 
 /* True when key (key_len bytes) is not name but a case-insensitive decoder would take it

@@ -270,8 +270,9 @@ static bool put_utf8(char *out, size_t cap, size_t *n, unsigned cp)
 }
 
 /* Decodes an already validated string token (with quotes) into out (NUL-terminated).
- * Returns the decoded length, or -1 if it does not fit in cap-1 bytes. Lone surrogates
- * decode to U+FFFD, as jansson and JavaScript engines treat them differently anyway. */
+ * Returns the decoded length, or -1 if it does not fit in cap-1 bytes or holds a lone
+ * surrogate: SECURITY: peers disagree on those (jansson refuses them, JavaScript keeps
+ * them, others substitute U+FFFD), so such a name or key is never taken as any name. */
 static long decode_string(const char *tok, size_t toklen, char *out, size_t cap)
 {
     const char *p = tok + 1, *end = tok + toklen - 1;
@@ -304,7 +305,7 @@ static long decode_string(const char *tok, size_t toklen, char *out, size_t cap)
                 }
             }
             if (cp >= 0xd800 && cp <= 0xdfff)
-                cp = 0xfffd;
+                return -1;
             break;
         default: cp = (unsigned char)*p; break;
         }

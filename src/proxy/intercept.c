@@ -80,8 +80,12 @@ static int call_member(void *ctx, const char *key, size_t klen, struct jrpc_slic
     static const char *const known[] = {"name", "arguments", "_meta", "task"};
     struct call_scan *cs = ctx;
 
-    if (!key)
-        return 0; /* a key longer than any we read cannot alias one */
+    if (!key) {
+        /* SECURITY: an over-long or undecodable key could be "name\u0000…" to a peer that
+         * stops at NUL: the call is refused rather than guessed at. */
+        cs->call.malformed = true;
+        return 0;
+    }
     for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
         bool exact = klen == strlen(known[i]) && memcmp(key, known[i], klen) == 0;
         if (!exact && jrpc_key_aliases(key, klen, known[i]))
@@ -141,7 +145,7 @@ static int name_member(void *ctx, const char *key, size_t klen, struct jrpc_slic
     struct name_scan *ns = ctx;
 
     if (!key || klen != 4 || memcmp(key, "name", 4) != 0) {
-        ns->bad |= key && jrpc_key_aliases(key, klen, "name");
+        ns->bad |= !key || jrpc_key_aliases(key, klen, "name");
         return 0;
     }
     ns->bad |= ns->found || jrpc_string_decode(v, ns->name, sizeof(ns->name)) < 0;

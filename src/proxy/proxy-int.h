@@ -63,6 +63,8 @@ struct proxy {
     uint64_t stage_since; /* loop time (ms) the current kill stage began */
 
     uv_timer_t kill_timer, relist_timer, relist_timeout;
+    uv_timer_t flush_timer;      /* bounds the final flush of our stdout */
+    struct tp_out *cout_closing; /* our stdout, closed and still flushing */
     uv_signal_t sigint, sigterm;
 };
 

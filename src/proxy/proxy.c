@@ -93,6 +93,42 @@ static void close_handle(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
+#define FLUSH_TIMEOUT_MS 5000
+
+static void flush_done(void *ctx)
+{
+    struct proxy *p = ctx;
+    p->cout_closing = NULL;
+    close_handle((uv_handle_t *)&p->flush_timer);
+}
+
+static void flush_timed_out(uv_timer_t *t)
+{
+    struct proxy *p = t->data;
+
+    clog_warn("the client did not read clampd's last output in time; dropped");
+    if (p->cout_closing)
+        tp_out_abort(p->cout_closing);
+    p->cout_closing = NULL;
+    close_handle((uv_handle_t *)&p->flush_timer);
+}
+
+/* Flushes what is queued for the client, then closes our stdout. SECURITY: bounded: a
+ * client that keeps the pipe open without reading cannot keep clampd alive. */
+static void flush_client(struct proxy *p)
+{
+    struct tp_out *o = p->cout;
+
+    p->cout = NULL;
+    if (!o) {
+        close_handle((uv_handle_t *)&p->flush_timer);
+        return;
+    }
+    p->cout_closing = o;
+    uv_timer_start(&p->flush_timer, flush_timed_out, FLUSH_TIMEOUT_MS, 0);
+    tp_out_close(o, flush_done, p);
+}
+
 static void finish(struct proxy *p)
 {
     if (p->finished)
@@ -102,9 +138,7 @@ static void finish(struct proxy *p)
     proxy__fail_held(p, "the downstream MCP server is gone");
     tp_in_close(p->cin);
     p->cin = NULL;
-    if (p->cout)
-        tp_out_close(p->cout, NULL, NULL); /* flushes what is queued, then closes */
-    p->cout = NULL;
+    flush_client(p);
     tp_child_free(p->child);
     p->child = NULL;
     close_handle((uv_handle_t *)&p->kill_timer);
@@ -253,7 +287,7 @@ static void on_client_gone(void *ctx)
     struct proxy *p = ctx;
 
     clog_info("client stopped reading our output; shutting down");
-    proxy__begin_shutdown(p, PROXY_EXIT_OK);
+    proxy__begin_shutdown(p, p->start_error ? PROXY_EXIT_START_FAILED : PROXY_EXIT_OK);
 }
 
 static void on_client_drain(void *ctx)
@@ -368,9 +402,9 @@ void proxy__arm_relist_timeout(struct proxy *p, uint64_t ms)
 
 static void init_handles(struct proxy *p)
 {
-    uv_timer_t *timers[] = {&p->kill_timer, &p->relist_timer, &p->relist_timeout};
+    uv_timer_t *timers[] = {&p->kill_timer, &p->relist_timer, &p->relist_timeout, &p->flush_timer};
 
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         uv_timer_init(p->loop, timers[i]);
         timers[i]->data = p;
     }

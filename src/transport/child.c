@@ -21,7 +21,7 @@
 
 struct tp_child {
     uv_process_t proc;
-    struct tp_out *in;
+    struct tp_out *in, *in_closing; /* in_closing: closed, still flushing */
     struct tp_in *out, *err;
     struct tp_child_cbs cbs;
     int pid;
@@ -230,10 +230,18 @@ bool tp_child_stdin_congested(const struct tp_child *c)
     return c->in && tp_out_congested(c->in);
 }
 
+static void stdin_closed(void *ctx)
+{
+    struct tp_child *c = ctx;
+    c->in_closing = NULL;
+}
+
 void tp_child_close_stdin(struct tp_child *c)
 {
-    if (c->in)
-        tp_out_close(c->in, NULL, NULL);
+    if (c->in) {
+        c->in_closing = c->in;
+        tp_out_close(c->in, stdin_closed, c);
+    }
     c->in = NULL;
 }
 
@@ -278,7 +286,13 @@ void tp_child_free(struct tp_child *c)
 {
     if (!c)
         return;
-    tp_child_close_stdin(c);
+    /* SECURITY: bounded: writes still queued for a downstream (or a stray process holding
+     * its stdin) that never reads are dropped, not waited for. */
+    if (c->in)
+        tp_out_abort(c->in);
+    if (c->in_closing)
+        tp_out_abort(c->in_closing);
+    c->in = c->in_closing = NULL;
     tp_in_close(c->out);
     tp_in_close(c->err);
     c->out = c->err = NULL;

@@ -26,6 +26,7 @@ struct tp_out {
     } h;
     int fd;
     bool is_file, failed, congested, closing, handle_open, close_started;
+    unsigned busy; /* > 0 while a callback of ours runs: the struct must outlive it */
     size_t backlog, high, inflight;
     tp_event_fn on_drain, on_error, close_done;
     void *ctx, *close_ctx;
@@ -98,7 +99,7 @@ static void out_maybe_finish(struct tp_out *o)
 {
     /* SECURITY: reached again from a write callback after a close began (an error callback
      * can start the close): freeing twice, or under a pending uv_close, must not happen. */
-    if (!o->closing || o->inflight || o->close_started)
+    if (!o->closing || o->inflight || o->close_started || o->busy)
         return;
     o->close_started = true;
     if (o->handle_open) {
@@ -113,14 +114,23 @@ static void out_maybe_finish(struct tp_out *o)
     free(o);
 }
 
+/* Calls an event callback; a close it starts takes effect only once we are back. */
+static void notify(struct tp_out *o, tp_event_fn fn)
+{
+    if (!fn)
+        return;
+    o->busy++;
+    fn(o->ctx);
+    o->busy--;
+}
+
 static void out_fail(struct tp_out *o, int err)
 {
     if (o->failed)
         return;
     o->failed = true;
     clog_debug("write to fd %d failed: %s", o->fd, uv_strerror(err));
-    if (o->on_error)
-        o->on_error(o->ctx);
+    notify(o, o->on_error);
 }
 
 static void out_written(uv_write_t *req, int status)
@@ -136,11 +146,13 @@ static void out_written(uv_write_t *req, int status)
         out_fail(o, status);
     if (o->congested && o->backlog < o->high / 2) {
         o->congested = false;
-        if (o->on_drain && !o->closing)
-            o->on_drain(o->ctx);
+        if (!o->closing)
+            notify(o, o->on_drain);
     }
     out_maybe_finish(o);
 }
+
+static int out_write(struct tp_out *o, char *buf, size_t len);
 
 static int write_file(struct tp_out *o, char *buf, size_t len)
 {
@@ -157,10 +169,18 @@ static int write_file(struct tp_out *o, char *buf, size_t len)
         off += (size_t)n;
     }
     free(buf);
-    return o->failed ? ERR_IO : 0;
+    return o->failed ? ERR_IO : 0; /* o is alive: out_fail defers any close it caused */
 }
 
 int tp_out_write(struct tp_out *o, char *buf, size_t len)
+{
+    int rc = out_write(o, buf, len);
+
+    out_maybe_finish(o); /* a close that a failure started during the write; may free o */
+    return rc;
+}
+
+static int out_write(struct tp_out *o, char *buf, size_t len)
 {
     struct out_req *r;
     uv_buf_t b;
@@ -191,6 +211,24 @@ int tp_out_write(struct tp_out *o, char *buf, size_t len)
     if (o->backlog > o->high)
         o->congested = true;
     return 0;
+}
+
+void tp_out_abort(struct tp_out *o)
+{
+    o->close_done = NULL; /* the caller may be gone by the time the close completes */
+    if (o->close_started)
+        return;
+    o->closing = true;
+    o->close_started = true;
+    if (o->handle_open) {
+        /* Pending writes complete with UV_ECANCELED before the close callback frees o. */
+        o->handle_open = false;
+        uv_close(&o->h.handle, out_closed);
+        return;
+    }
+    if (o->is_file)
+        close(o->fd);
+    free(o);
 }
 
 size_t tp_out_backlog(const struct tp_out *o)

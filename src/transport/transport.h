@@ -36,6 +36,9 @@ size_t tp_out_backlog(const struct tp_out *o);
 bool tp_out_congested(const struct tp_out *o);
 /* Calls done once every queued byte is written (or failed), then closes the stream. */
 void tp_out_close(struct tp_out *o, tp_event_fn done, void *ctx);
+/* Closes now, dropping what is queued (a reader that never reads must not hold clampd up);
+ * no done callback is called. Also ends a tp_out_close() still waiting. */
+void tp_out_abort(struct tp_out *o);
 
 /* ---- our stdin ---- */
 

@@ -52,6 +52,11 @@ describe("tool calls in disguise are checked", () => {
     ["string id with escapes", '{"jsonrpc":"2.0","id":"r\\u00e9q-39","method":"tools/call","params":{"name":"evil","arguments":{}}}', "réq-39"],
     ["call without id (notification-shaped)", '{"jsonrpc":"2.0","method":"tools/call","params":{"name":"evil","arguments":{}}}', undefined],
     ["call with id null", '{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"evil","arguments":{}}}', null],
+    // a C server that stops keys at NUL reads the first key as "name"
+    ["over-long key with a NUL beside name", '{"jsonrpc":"2.0","id":40,"method":"tools/call","params":{"name\\u0000' + "A".repeat(300) + '":"evil","name":"fixed","arguments":{}}}', 40],
+    // Go's encoding/json reads "Name" as "name" (case-insensitive, last wins)
+    ["case-variant Name key", '{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"fixed","Name":"evil","arguments":{}}}', 41],
+    ["a key that folds to arguments (argument + U+017F) beside arguments", '{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"fixed","arguments":{},"argument\\u017f":{"x":1}}}', 42],
   ];
 
   for (const [label, line, id] of cases) {

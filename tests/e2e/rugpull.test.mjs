@@ -166,6 +166,10 @@ describe("prompts are pinned like tools", () => {
     const pins = await pinsJson(stateDir);
     const p = pins.find((x) => x.kind === "prompt" && x.name === "greeting");
     assert.equal(p?.status, "changed", JSON.stringify(pins));
+    // a session that asks for the prompt without listing prompts first is refused too
+    await withSession({ clampd: argv, stateDir }, async (s) => {
+      await assert.rejects(s.client.getPrompt({ name: "greeting" }), /was BLOCKED/);
+    });
   });
 });
 
