@@ -18,6 +18,7 @@ static const char usage[] =
     "  mcp      run as a stdio MCP server in front of a downstream MCP server\n"
     "           (clampd mcp --downstream \"npx -y @modelcontextprotocol/server-filesystem /tmp\")\n"
     "  tools    list, approve or revoke pinned tool contract hashes\n"
+    "  rules    list the detection rule packs and check their examples\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help\n"
@@ -48,6 +49,8 @@ int main(int argc, char **argv)
         return cmd_mcp(argc - 1, argv + 1);
     if (strcmp(argv[1], "tools") == 0)
         return cmd_tools(argc - 1, argv + 1);
+    if (strcmp(argv[1], "rules") == 0)
+        return cmd_rules(argc - 1, argv + 1);
     fprintf(stderr, "clampd: unknown command '%s'\n\n%s", argv[1], usage);
     return 1;
 }

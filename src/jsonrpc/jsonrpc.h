@@ -89,6 +89,14 @@ typedef int (*jrpc_member_fn)(void *ctx, const char *key, size_t key_len, struct
  * callback's non-zero value. */
 int jrpc_object_each(struct jrpc_slice obj, jrpc_member_fn fn, void *ctx);
 
+/* Called for each element of an array (its raw JSON); a non-zero return stops the walk. */
+typedef int (*jrpc_element_fn)(void *ctx, size_t index, struct jrpc_slice value);
+
+/* Walks the elements of arr, a JSON array already validated by jrpc_peek, in order,
+ * without allocating. Returns 0, ERR_PARSE when arr is not an array, or the callback's
+ * non-zero value. */
+int jrpc_array_each(struct jrpc_slice arr, jrpc_element_fn fn, void *ctx);
+
 /* Decodes a validated JSON string token (with its quotes) into out, NUL-terminated.
  * Returns the decoded length, or -1 if tok is not a string, does not fit in cap-1, or
  * holds a lone surrogate. */

@@ -578,6 +578,38 @@ int jrpc_object_each(struct jrpc_slice obj, jrpc_member_fn fn, void *ctx)
     }
 }
 
+int jrpc_array_each(struct jrpc_slice arr, jrpc_element_fn fn, void *ctx)
+{
+    struct scan s = {arr.p, arr.p + arr.n};
+    size_t index = 0;
+
+    skip_ws(&s);
+    if (s.p >= s.end || *s.p != '[')
+        return ERR_PARSE;
+    s.p++;
+    skip_ws(&s);
+    if (s.p < s.end && *s.p == ']')
+        return 0;
+    for (;;) {
+        const char *v;
+        int rc;
+
+        skip_ws(&s);
+        v = s.p;
+        if (scan_value(&s, 1))
+            return ERR_PARSE;
+        rc = fn(ctx, index++, (struct jrpc_slice){v, (size_t)(s.p - v)});
+        if (rc)
+            return rc;
+        skip_ws(&s);
+        if (s.p < s.end && *s.p == ']')
+            return 0;
+        if (s.p >= s.end || *s.p != ',')
+            return ERR_PARSE;
+        s.p++;
+    }
+}
+
 /* Next folded character of a key, advancing *p: ASCII lower case, ſ → s, K → k. */
 static int fold_next(const unsigned char **p, const unsigned char *end)
 {

@@ -308,6 +308,28 @@ static void test_object_each(void **state)
     assert_int_equal(jrpc_string_decode(s, buf, sizeof(buf)), -1);
 }
 
+static int count_element(void *ctx, size_t index, struct jrpc_slice v)
+{
+    size_t *n = ctx;
+    assert_int_equal(index, *n);
+    assert_true(v.n > 0);
+    (*n)++;
+    return 0;
+}
+
+static void test_array_each(void **state)
+{
+    struct jrpc_slice a = {" [1, \"a]\", {\"b\":[2]}, [] ] ", 27};
+    size_t n = 0;
+    (void)state;
+
+    a.n = strlen(a.p);
+    assert_int_equal(jrpc_array_each(a, count_element, &n), 0);
+    assert_int_equal(n, 4);
+    a.p = "{}", a.n = 2;
+    assert_int_equal(jrpc_array_each(a, count_element, &n), ERR_PARSE);
+}
+
 static void test_key_aliases(void **state)
 {
     (void)state;
@@ -332,7 +354,7 @@ int main(void)
         cmocka_unit_test(test_peek_tricks),         cmocka_unit_test(test_peek_rejects),
         cmocka_unit_test(test_peek_depth),          cmocka_unit_test(test_id_key),
         cmocka_unit_test(test_emit_error),          cmocka_unit_test(test_object_each),
-        cmocka_unit_test(test_key_aliases),
+        cmocka_unit_test(test_key_aliases),         cmocka_unit_test(test_array_each),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

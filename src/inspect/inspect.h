@@ -1,0 +1,83 @@
+/*
+ * inspect: rule packs compiled into Hyperscan databases, and scanning text against them.
+ *
+ *   rules/NAME.yaml ──insp_ruleset_load()──▶ rules ──compile──▶ one block-mode database per
+ *                                                           target (arguments, description,
+ *                                                           response)
+ *   text ──insp_scan(target)──▶ each matching rule once
+ *
+ * A ruleset is immutable once built and may be shared by reference; a scratch (Hyperscan's
+ * per-thread scan space) belongs to one thread. Hyperscan is the prefilter: a rule may later
+ * add an exact check (validator, path or URL parse) after its patterns matched.
+ */
+#ifndef CLAMPD_INSPECT_H
+#define CLAMPD_INSPECT_H
+
+#include <stdio.h>
+
+#include "core/core.h"
+
+enum insp_target { INSP_ARGUMENTS = 0, INSP_DESCRIPTION = 1, INSP_RESPONSE = 2, INSP__TARGETS };
+
+/* Pattern flags a rule may ask for. */
+enum insp_flag {
+    INSP_FLAG_CASELESS = 1u << 0,
+    INSP_FLAG_DOTALL = 1u << 1,
+    INSP_FLAG_MULTILINE = 1u << 2,
+    INSP_FLAG_UTF8 = 1u << 3, /* patterns and inputs are UTF-8 (inputs are checked first) */
+};
+
+struct insp_strv {
+    char **v;
+    size_t n;
+};
+
+struct insp_rule {
+    char *id;
+    char *category;
+    char *description;
+    double risk;      /* 0..1 */
+    unsigned targets; /* 1u << enum insp_target */
+    unsigned flags;   /* enum insp_flag */
+    struct insp_strv patterns, tools, fields, match, no_match;
+    char *file; /* where it was defined, for messages */
+    int line;
+};
+
+struct insp_ruleset;
+struct insp_scratch;
+
+/* Loads every *.yaml file of each path (a file or a directory, read in name order), checks
+ * each rule (unique id, known keys and targets, risk in 0..1, 1..16 patterns, examples),
+ * and compiles one Hyperscan database per target. On failure returns a negative error and
+ * a malloc'd "file:line: what" message in *errmsg. The ruleset is immutable afterwards. */
+int insp_ruleset_load(const char *const *paths, size_t n_paths, struct insp_ruleset **out,
+                      char **errmsg);
+void insp_ruleset_free(struct insp_ruleset *rs);
+
+size_t insp_ruleset_count(const struct insp_ruleset *rs);
+const struct insp_rule *insp_ruleset_rule(const struct insp_ruleset *rs, size_t i);
+
+/* Scan space for one thread; NULL on failure. */
+struct insp_scratch *insp_scratch_new(const struct insp_ruleset *rs);
+void insp_scratch_free(struct insp_scratch *sc);
+
+/* Called once per rule that matched (rule is its index). A non-zero return stops the scan. */
+typedef int (*insp_match_fn)(void *ctx, size_t rule);
+
+/* Scans len bytes of text with the database of target. Each matching rule is reported
+ * once. Returns 0, or a negative error (ERR_IO when Hyperscan fails): SECURITY: callers
+ * treat an error as a deny. */
+int insp_scan(const struct insp_ruleset *rs, struct insp_scratch *sc, enum insp_target target,
+              const char *text, size_t len, insp_match_fn fn, void *ctx);
+
+/* Checks every example of every rule: each `match` example must be matched by its rule
+ * (on each target the rule applies to) and no `no_match` example may be. Writes one line
+ * per failure to report. Returns the number of failures (0: all pass), or a negative
+ * error. *checked receives the number of examples checked. */
+int insp_selftest(const struct insp_ruleset *rs, struct insp_scratch *sc, FILE *report,
+                  size_t *checked);
+
+const char *insp_target_name(enum insp_target t);
+
+#endif

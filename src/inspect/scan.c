@@ -1,0 +1,283 @@
+/*
+ * scan: owning Hyperscan (after Suricata's util-mpm-hs.c): databases per target, scratch
+ * per thread, errors translated where the call is made.
+ */
+#include "inspect/inspect-int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const target_names[INSP__TARGETS] = {"arguments", "description", "response"};
+
+const char *insp_target_name(enum insp_target t)
+{
+    return t < INSP__TARGETS ? target_names[t] : "?";
+}
+
+void insp__strv_free(struct insp_strv *sv)
+{
+    for (size_t i = 0; i < sv->n; i++)
+        free(sv->v[i]);
+    free(sv->v);
+    sv->v = NULL;
+    sv->n = 0;
+}
+
+void insp__rule_deinit(struct insp_rule *r)
+{
+    free(r->id);
+    free(r->category);
+    free(r->description);
+    free(r->file);
+    insp__strv_free(&r->patterns);
+    insp__strv_free(&r->tools);
+    insp__strv_free(&r->fields);
+    insp__strv_free(&r->match);
+    insp__strv_free(&r->no_match);
+}
+
+char *insp__join(const char *dir, const char *file)
+{
+    size_t n = strlen(dir) + strlen(file) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, file);
+    return p;
+}
+
+int insp__ruleset_add(struct insp_ruleset *rs, struct insp_rule *r)
+{
+    if (rs->n >= INSP_MAX_RULES)
+        return ERR_TOO_BIG;
+    if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 64;
+        struct insp_rule *v = realloc(rs->rules, cap * sizeof(*v));
+        if (!v)
+            return ERR_NOMEM;
+        rs->rules = v;
+        rs->cap = cap;
+    }
+    rs->rules[rs->n++] = *r; /* the ruleset owns its strings now */
+    memset(r, 0, sizeof(*r));
+    return 0;
+}
+
+void insp_ruleset_free(struct insp_ruleset *rs)
+{
+    if (!rs)
+        return;
+    for (size_t i = 0; i < rs->n; i++)
+        insp__rule_deinit(&rs->rules[i]);
+    free(rs->rules);
+    for (int t = 0; t < INSP__TARGETS; t++)
+        for (int u = 0; u < 2; u++) {
+            hs_free_database(rs->db[t][u].db);
+            free(rs->db[t][u].rule_of);
+        }
+    free(rs);
+}
+
+size_t insp_ruleset_count(const struct insp_ruleset *rs)
+{
+    return rs->n;
+}
+
+const struct insp_rule *insp_ruleset_rule(const struct insp_ruleset *rs, size_t i)
+{
+    return i < rs->n ? &rs->rules[i] : NULL;
+}
+
+static unsigned hs_flags(unsigned f)
+{
+    unsigned out = HS_FLAG_SINGLEMATCH;
+    if (f & INSP_FLAG_CASELESS)
+        out |= HS_FLAG_CASELESS;
+    if (f & INSP_FLAG_DOTALL)
+        out |= HS_FLAG_DOTALL;
+    if (f & INSP_FLAG_MULTILINE)
+        out |= HS_FLAG_MULTILINE;
+    if (f & INSP_FLAG_UTF8)
+        out |= HS_FLAG_UTF8 | HS_FLAG_UCP;
+    return out;
+}
+
+/* Compiles the patterns of every rule for target t in mode utf8 (0 or 1) into d. */
+static int compile_one(struct insp_ruleset *rs, int t, int utf8, struct insp_db *d, char **errmsg)
+{
+    size_t n = 0;
+    const char **exprs = NULL;
+    unsigned *flags = NULL, *ids = NULL;
+    hs_compile_error_t *err = NULL;
+    int rc = ERR_NOMEM;
+
+    for (size_t i = 0; i < rs->n; i++)
+        if ((rs->rules[i].targets & 1u << t) && !!(rs->rules[i].flags & INSP_FLAG_UTF8) == utf8)
+            n += rs->rules[i].patterns.n;
+    if (n == 0)
+        return 0;
+    exprs = calloc(n, sizeof(*exprs));
+    flags = calloc(n, sizeof(*flags));
+    ids = calloc(n, sizeof(*ids));
+    d->rule_of = calloc(n, sizeof(*d->rule_of));
+    if (!exprs || !flags || !ids || !d->rule_of)
+        goto out;
+    n = 0;
+    for (size_t i = 0; i < rs->n; i++) {
+        const struct insp_rule *r = &rs->rules[i];
+        if (!(r->targets & 1u << t) || !!(r->flags & INSP_FLAG_UTF8) != utf8)
+            continue;
+        for (size_t k = 0; k < r->patterns.n; k++, n++) {
+            exprs[n] = r->patterns.v[k];
+            flags[n] = hs_flags(r->flags);
+            ids[n] = (unsigned)n;
+            d->rule_of[n] = (unsigned)i;
+        }
+    }
+    if (hs_compile_multi(exprs, flags, ids, (unsigned)n, HS_MODE_BLOCK, NULL, &d->db, &err) !=
+        HS_SUCCESS) {
+        char msg[1024];
+        const struct insp_rule *r =
+            err && err->expression >= 0 ? &rs->rules[d->rule_of[err->expression]] : NULL;
+        snprintf(msg, sizeof(msg), "%s:%d: rule '%s': pattern '%s': %s", r ? r->file : "?",
+                 r ? r->line : 0, r ? r->id : "?",
+                 err && err->expression >= 0 ? exprs[err->expression] : "?",
+                 err ? err->message : "Hyperscan compile failed");
+        *errmsg = strdup(msg);
+        hs_free_compile_error(err);
+        rc = ERR_PARSE;
+        goto out;
+    }
+    d->n = n;
+    rc = 0;
+out:
+    free(exprs);
+    free(flags);
+    free(ids);
+    return rc;
+}
+
+int insp__compile(struct insp_ruleset *rs, char **errmsg)
+{
+    for (int t = 0; t < INSP__TARGETS; t++)
+        for (int u = 0; u < 2; u++) {
+            int rc = compile_one(rs, t, u, &rs->db[t][u], errmsg);
+            if (rc)
+                return rc;
+        }
+    return 0;
+}
+
+struct insp_scratch *insp_scratch_new(const struct insp_ruleset *rs)
+{
+    struct insp_scratch *sc = calloc(1, sizeof(*sc));
+
+    if (!sc)
+        return NULL;
+    sc->n_rules = rs->n;
+    sc->seen = calloc(rs->n ? rs->n : 1, 1);
+    for (int t = 0; sc->seen && t < INSP__TARGETS; t++)
+        for (int u = 0; u < 2; u++)
+            if (rs->db[t][u].db && hs_alloc_scratch(rs->db[t][u].db, &sc->hs) != HS_SUCCESS) {
+                insp_scratch_free(sc);
+                return NULL;
+            }
+    if (!sc->seen) {
+        insp_scratch_free(sc);
+        return NULL;
+    }
+    return sc;
+}
+
+void insp_scratch_free(struct insp_scratch *sc)
+{
+    if (!sc)
+        return;
+    hs_free_scratch(sc->hs);
+    free(sc->seen);
+    free(sc);
+}
+
+struct scan_ctx {
+    const struct insp_db *d;
+    struct insp_scratch *sc;
+    insp_match_fn fn;
+    void *ctx;
+    int stopped;
+};
+
+static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned fl,
+                    void *arg)
+{
+    struct scan_ctx *c = arg;
+    unsigned rule = c->d->rule_of[id];
+
+    (void)from, (void)to, (void)fl;
+    if (c->sc->seen[rule])
+        return 0;
+    c->sc->seen[rule] = 1;
+    c->stopped = c->fn(c->ctx, rule);
+    return c->stopped ? 1 : 0;
+}
+
+static bool utf8_valid(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned c = p[i], need, cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf)
+            need = 1, min = 0x80, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            need = 2, min = 0x800, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            need = 3, min = 0x10000, cp = c & 0x07;
+        else
+            return false;
+        if (n - i <= need)
+            return false;
+        for (unsigned k = 1; k <= need; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += need + 1;
+    }
+    return true;
+}
+
+int insp_scan(const struct insp_ruleset *rs, struct insp_scratch *sc, enum insp_target target,
+              const char *text, size_t len, insp_match_fn fn, void *ctx)
+{
+    bool utf8_ok = false, utf8_checked = false;
+
+    if (target >= INSP__TARGETS || sc->n_rules != rs->n || len > 0xffffffffu)
+        return ERR_INVAL;
+    memset(sc->seen, 0, rs->n);
+    for (int u = 0; u < 2; u++) {
+        struct scan_ctx c = {&rs->db[target][u], sc, fn, ctx, 0};
+        hs_error_t e;
+
+        if (!c.d->db)
+            continue;
+        if (u == 1 && !utf8_checked) {
+            utf8_ok = utf8_valid((const unsigned char *)text, len);
+            utf8_checked = true;
+        }
+        if (u == 1 && !utf8_ok)
+            continue; /* UTF-8 patterns only see valid UTF-8 */
+        e = hs_scan(c.d->db, text, (unsigned)len, 0, sc->hs, on_match, &c);
+        if (e == HS_SCAN_TERMINATED || c.stopped)
+            return 0;
+        if (e != HS_SUCCESS) {
+            clog_error("Hyperscan scan failed (error %d)", e);
+            return ERR_IO;
+        }
+    }
+    return 0;
+}

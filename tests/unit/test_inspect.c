@@ -1,0 +1,215 @@
+/* Unit tests: rule pack loading (strictness and file:line messages), Hyperscan compile and
+ * scan per target, UTF-8 rules on invalid input, and the examples self-test. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "inspect/inspect.h"
+
+static char dir[64];
+
+static const char *write_pack(const char *name, const char *text)
+{
+    static char path[128];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static const char good[] = "rules:\n"
+                           "  - id: t.dotdot\n"
+                           "    category: path_traversal\n"
+                           "    risk: 0.8\n"
+                           "    applies_to: [arguments]\n"
+                           "    description: parent segments\n"
+                           "    patterns: ['(?:^|/)\\.\\.(?:/|$)']\n"
+                           "    examples:\n"
+                           "      match: ['../etc/passwd', 'a/../../b']\n"
+                           "      no_match: ['a..b', 'v1..v2']\n"
+                           "  - id: t.important\n"
+                           "    category: tool_poisoning\n"
+                           "    risk: 0.9\n"
+                           "    applies_to: [description, response]\n"
+                           "    description: hidden important tags\n"
+                           "    flags: [caseless]\n"
+                           "    patterns: ['<important>']\n"
+                           "    examples:\n"
+                           "      match: ['x <IMPORTANT> y']\n"
+                           "      no_match: ['important things']\n"
+                           "  - id: t.zwsp\n"
+                           "    category: invisible\n"
+                           "    risk: 0.6\n"
+                           "    applies_to: [arguments]\n"
+                           "    description: zero-width space\n"
+                           "    flags: [utf8]\n"
+                           "    patterns: ['\\x{200B}']\n"
+                           "    examples:\n"
+                           "      match: [\"a\\u200bb\"]\n"
+                           "      no_match: ['ab']\n";
+
+struct hits {
+    size_t rules[8];
+    size_t n;
+};
+
+static int collect(void *ctx, size_t rule)
+{
+    struct hits *h = ctx;
+    if (h->n < 8)
+        h->rules[h->n++] = rule;
+    return 0;
+}
+
+static struct insp_ruleset *load(const char *path, char **err)
+{
+    struct insp_ruleset *rs = NULL;
+    const char *paths[] = {path};
+    *err = NULL;
+    if (insp_ruleset_load(paths, 1, &rs, err))
+        return NULL;
+    return rs;
+}
+
+static void test_load_and_scan(void **state)
+{
+    char *err;
+    struct insp_ruleset *rs = load(write_pack("good.yaml", good), &err);
+    struct insp_scratch *sc;
+    struct hits h = {0};
+    size_t checked;
+    (void)state;
+
+    assert_non_null(rs);
+    assert_int_equal(insp_ruleset_count(rs), 3);
+    sc = insp_scratch_new(rs);
+    assert_non_null(sc);
+    assert_int_equal(insp_scan(rs, sc, INSP_ARGUMENTS, "../../x", 7, collect, &h), 0);
+    assert_int_equal(h.n, 1); /* one report per rule, however many matches */
+    assert_string_equal(insp_ruleset_rule(rs, h.rules[0])->id, "t.dotdot");
+    h.n = 0;
+    /* a description-only rule does not fire on arguments, and vice versa */
+    assert_int_equal(insp_scan(rs, sc, INSP_ARGUMENTS, "<important>", 11, collect, &h), 0);
+    assert_int_equal(h.n, 0);
+    assert_int_equal(insp_scan(rs, sc, INSP_RESPONSE, "<Important>", 11, collect, &h), 0);
+    assert_int_equal(h.n, 1);
+    h.n = 0;
+    /* UTF-8 rules see valid UTF-8 only; invalid input is not undefined behaviour */
+    assert_int_equal(insp_scan(rs, sc, INSP_ARGUMENTS,
+                               "a\xe2\x80\x8b"
+                               "b",
+                               5, collect, &h),
+                     0);
+    assert_int_equal(h.n, 1);
+    h.n = 0;
+    assert_int_equal(insp_scan(rs, sc, INSP_ARGUMENTS, "\xff\xe2\x80\x8b", 4, collect, &h), 0);
+    assert_int_equal(h.n, 0);
+    assert_int_equal(insp_selftest(rs, sc, stderr, &checked), 0);
+    assert_int_equal(checked, 10); /* 4 + 2x2 (t.important on both its targets) + 2 */
+    insp_scratch_free(sc);
+    insp_ruleset_free(rs);
+}
+
+/* A rule whose examples do not hold is reported by the self-test. */
+static void test_selftest_failure(void **state)
+{
+    char *err;
+    static const char pack[] = "rules:\n"
+                               "  - id: t.bad\n    category: c\n    risk: 0.1\n"
+                               "    applies_to: [arguments]\n    description: d\n"
+                               "    patterns: ['abc']\n"
+                               "    examples: {match: ['xyz'], no_match: ['abcd']}\n";
+    struct insp_ruleset *rs = load(write_pack("bad.yaml", pack), &err);
+    struct insp_scratch *sc;
+    size_t checked;
+    FILE *devnull = fopen("/dev/null", "w");
+    (void)state;
+
+    assert_non_null(rs);
+    sc = insp_scratch_new(rs);
+    assert_int_equal(insp_selftest(rs, sc, devnull, &checked), 2);
+    fclose(devnull);
+    insp_scratch_free(sc);
+    insp_ruleset_free(rs);
+}
+
+static void expect_error(const char *pack, const char *needle)
+{
+    char *err;
+    struct insp_ruleset *rs = load(write_pack("err.yaml", pack), &err);
+
+    assert_null(rs);
+    assert_non_null(err);
+    if (!strstr(err, needle))
+        fail_msg("error \"%s\" does not mention \"%s\"", err, needle);
+    free(err);
+}
+
+static void test_strict_errors(void **state)
+{
+    static const char head[] = "rules:\n  - id: t.x\n    category: c\n    risk: 0.5\n"
+                               "    applies_to: [arguments]\n    description: d\n";
+    char buf[1024];
+    (void)state;
+
+    snprintf(buf, sizeof(buf),
+             "%s    patterns: ['a']\n    examples: {match: [a], no_match: [b]}\n"
+             "    severity: high\n",
+             head);
+    expect_error(buf, "err.yaml:9: unknown key 'severity'");
+    snprintf(buf, sizeof(buf),
+             "%s    patterns: ['a(']\n    examples: {match: [a], no_match: [b]}\n", head);
+    expect_error(buf, "rule 't.x': pattern 'a('");
+    snprintf(buf, sizeof(buf), "%s    patterns: ['a']\n", head);
+    expect_error(buf, "needs examples");
+    expect_error("rules:\n  - id: t.y\n    category: c\n    risk: 2\n", "risk");
+    expect_error("rules:\n  - {id: T!, category: c, risk: 0.1, applies_to: [arguments], "
+                 "description: d, patterns: [a], examples: {match: [a], no_match: [b]}}\n",
+                 "use a-z");
+    expect_error("rules:\n  - {id: t.z, category: c, risk: 0.1, applies_to: [everything], "
+                 "description: d, patterns: [a], examples: {match: [a], no_match: [b]}}\n",
+                 "unknown applies_to 'everything'");
+    expect_error("rules: [\n", "err.yaml");
+    expect_error("rulez: []\n", "unknown top-level key");
+    snprintf(buf, sizeof(buf),
+             "%s    patterns: ['a']\n    examples: {match: [a], no_match: [b]}\n"
+             "%s    patterns: ['b']\n    examples: {match: [b], no_match: [a]}\n",
+             head, head + strlen("rules:\n"));
+    expect_error(buf, "already defined");
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/clampd-insp-XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_load_and_scan),
+        cmocka_unit_test(test_selftest_failure),
+        cmocka_unit_test(test_strict_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
