@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make check: every test, in order of cost. Each suite is run and counted; the last line
 # is "check: N passed, M failed" and the exit status is non-zero if any suite failed.
-#   1. release build (-Werror) + unit tests and fuzz-corpus replays (ctest)
+#   1. release build (-Werror) + unit tests and fuzz-corpus replays (ctest), and
+#      `clampd rules test` over rules/ (every rule's examples)
 #   2. end-to-end tests (node --test, the official SDK client, real MCP servers)
 #   3. the official MCP conformance suite, direct and through clampd
 #   4. the unit, end-to-end and conformance suites again under ASan+UBSan
@@ -38,6 +39,7 @@ build() { # dir, cmake args...
 
 suite "build" build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 suite "unit" bash -c 'cd build && ctest --output-on-failure'
+suite "rules" build/clampd rules test --rules rules
 suite "e2e" env CLAMPD_BIN="$PWD/build/clampd" npm --prefix tests/e2e test --silent
 if [ -x tests/conformance/run.sh ]; then
     suite "conformance" env CLAMPD_BIN="$PWD/build/clampd" tests/conformance/run.sh

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "core/core.h"
 #include "engine/engine.h"
+#include "inspect/inspect.h"
 #include "proxy/proxy.h"
 
 extern char **environ;
@@ -35,6 +36,12 @@ static const char usage[] =
     "  --pin-mode MODE       tofu (default): first use pins; a tool that later appears on a\n"
     "                        server with pins is pinned and reported. strict: such a new tool\n"
     "                        is withheld until 'clampd tools approve'.\n"
+    "  --rules PATH          rule packs (a .yaml file or a directory; repeatable) instead of\n"
+    "                        the packs built into clampd; $CLAMPD_RULES does the same. The\n"
+    "                        rules scan every string of every tools/call's arguments: a\n"
+    "                        match of risk >= 0.7 denies the call (rule_match), >= 0.4 flags\n"
+    "                        it in the log; and tool descriptions at discovery: a tool whose\n"
+    "                        description matches at >= 0.7 is withheld (tool_poisoned).\n"
     "  --relist-interval S   re-list the downstream's tools every S seconds to catch silent\n"
     "                        changes (default 300; 0 turns it off). clampd always re-lists at\n"
     "                        once on notifications/tools/list_changed.\n"
@@ -47,6 +54,8 @@ static const char usage[] =
 
 struct mcp_opts {
     const char *downstream, *agent_id, *state_dir;
+    const char **rules;
+    size_t n_rules;
     enum pin_mode pin_mode;
     long relist;
     char **env_add;
@@ -90,6 +99,7 @@ static int parse_opts(int argc, char **argv, struct mcp_opts *o)
                                           {"env", required_argument, NULL, 'e'},
                                           {"pin-mode", required_argument, NULL, 'p'},
                                           {"relist-interval", required_argument, NULL, 'r'},
+                                          {"rules", required_argument, NULL, 'R'},
                                           {"verbose", no_argument, NULL, 'v'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
@@ -101,6 +111,7 @@ static int parse_opts(int argc, char **argv, struct mcp_opts *o)
         case 'a': o->agent_id = optarg; break;
         case 's': o->state_dir = optarg; break;
         case 'v': o->verbose++; break;
+        case 'R': o->rules[o->n_rules++] = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         case 'e':
             if (!strchr(optarg, '=') || optarg[0] == '=') {
@@ -147,6 +158,7 @@ static int run(struct mcp_opts *o)
     char **words = NULL, **env = NULL, *err = NULL, *dir = NULL;
     size_t nwords = 0;
     struct engine *eng = NULL;
+    struct insp_ruleset *rules = NULL;
     int rc = PROXY_EXIT_USAGE;
 
     if (clampd_split_words(o->downstream, &words, &nwords, &err)) {
@@ -157,7 +169,17 @@ static int run(struct mcp_opts *o)
     env = build_env(o->env_add, o->n_env);
     if (!dir || !env)
         goto out;
-    struct engine_config ecfg = {dir, o->agent_id, o->pin_mode};
+    if (!o->n_rules && getenv("CLAMPD_RULES"))
+        o->rules[o->n_rules++] = getenv("CLAMPD_RULES");
+    /* SECURITY: rules that do not load stop clampd; it never runs without its checks. */
+    if (o->n_rules ? insp_ruleset_load(o->rules, o->n_rules, &rules, &err)
+                   : insp_ruleset_load_builtin(&rules, &err)) {
+        fprintf(stderr, "clampd mcp: rules: %s\n", err ? err : "cannot load");
+        goto out;
+    }
+    clog_info("%zu rules loaded", insp_ruleset_count(rules));
+    struct engine_config ecfg = {
+        .state_dir = dir, .agent_id = o->agent_id, .pin_mode = o->pin_mode, .rules = rules};
     if (engine_new(&ecfg, &eng, &err)) {
         fprintf(stderr, "clampd mcp: %s\n", err ? err : "cannot start the engine");
         goto out;
@@ -166,6 +188,7 @@ static int run(struct mcp_opts *o)
     rc = proxy_run(&pcfg);
 out:
     engine_free(eng);
+    insp_ruleset_free(rules);
     clampd_free_words(words);
     free(env);
     free(dir);
@@ -179,13 +202,18 @@ int cmd_mcp(int argc, char **argv)
     int rc;
 
     o.env_add = calloc((size_t)argc + 1, sizeof(char *));
-    if (!o.env_add)
+    o.rules = calloc((size_t)argc + 2, sizeof(char *));
+    if (!o.env_add || !o.rules) {
+        free(o.env_add);
+        free(o.rules);
         return 1;
+    }
     rc = parse_opts(argc, argv, &o);
     if (rc < 0) {
         clog_set_level(o.verbose >= 2 ? CLOG_DEBUG : o.verbose ? CLOG_INFO : CLOG_WARN);
         rc = run(&o);
     }
     free(o.env_add);
+    free(o.rules);
     return rc;
 }

@@ -9,10 +9,6 @@
 #include "cli/cli.h"
 #include "inspect/inspect.h"
 
-#ifndef CLAMPD_RULES_DIR
-#define CLAMPD_RULES_DIR "rules"
-#endif
-
 static const char usage[] =
     "Usage: clampd rules list [--category C] [--rules PATH]...\n"
     "       clampd rules test [--rules PATH]...\n"
@@ -23,7 +19,7 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  --rules PATH     a rule pack (.yaml) or a directory of them; repeatable. Default:\n"
-    "                   $CLAMPD_RULES, else " CLAMPD_RULES_DIR "\n"
+    "                   $CLAMPD_RULES, else the packs built into clampd (from rules/)\n"
     "  --category C     list only rules of category C\n"
     "  -h, --help       show this help\n";
 
@@ -107,9 +103,10 @@ int cmd_rules(int argc, char **argv)
         fputs(usage, stderr);
         goto out;
     }
-    if (!n_paths)
-        paths[n_paths++] = getenv("CLAMPD_RULES") ? getenv("CLAMPD_RULES") : CLAMPD_RULES_DIR;
-    if (insp_ruleset_load(paths, n_paths, &rs, &err)) {
+    if (!n_paths && getenv("CLAMPD_RULES"))
+        paths[n_paths++] = getenv("CLAMPD_RULES");
+    if (n_paths ? insp_ruleset_load(paths, n_paths, &rs, &err)
+                : insp_ruleset_load_builtin(&rs, &err)) {
         fprintf(stderr, "clampd rules: %s\n", err ? err : "cannot load the rules");
         goto out;
     }

@@ -6,6 +6,7 @@
  * plug in after it; every stage fills the same struct engine_verdict.
  */
 #include "engine/engine-int.h"
+#include "inspect/inspect.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -72,12 +73,72 @@ static void check_descriptor(const struct engine_session *s, const char *tool,
                  " it, then approve with: clampd tools approve %s %s --hash %.12s%s%.12s",
                  t, hash, pinned, srv, t, hash, also ? " --hash " : "", also ? also : "");
         return;
+    case TOOL_POISONED:
+        set_deny(v, "tool_poisoned", 1.0,
+                 "tool %s was withheld: its description or schema matches %s", t,
+                 json_string_value(json_object_get(entry, "rules")));
+        return;
     default:
         set_deny(v, "tool_not_approved", 1.0,
                  "tool %s (hash %s) is new on server %s and strict pin mode holds new tools"
                  " until approved: clampd tools approve %s %s --hash %.12s",
                  t, hash, srv, srv, t, hash);
         return;
+    }
+}
+
+/* Writes "id (category, risk r), …" for the rules in v into out. */
+static void rules_text(const struct engine_session *s, const struct engine_verdict *v, char *out,
+                       size_t cap)
+{
+    size_t n = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < v->n_rule_ids && n + 1 < cap; i++) {
+        const char *cat = "?";
+        double risk = 0;
+        for (size_t k = 0; k < insp_ruleset_count(s->engine->rules); k++) {
+            const struct insp_rule *r = insp_ruleset_rule(s->engine->rules, k);
+            if (r->id == v->rule_ids[i]) {
+                cat = r->category, risk = r->risk;
+                break;
+            }
+        }
+        int w = snprintf(out + n, cap - n, "%s%s (%s, risk %.2f)", i ? ", " : "", v->rule_ids[i],
+                         cat, risk);
+        if (w < 0)
+            break;
+        n += (size_t)w < cap - n ? (size_t)w : cap - n - 1;
+    }
+}
+
+/* Stage 5: the rule packs over every string of the arguments. */
+static void classify_arguments(struct engine_session *s, const struct engine_call *call,
+                               struct engine_verdict *v)
+{
+    char list[ENGINE_REASON_MAX / 2];
+    int rc;
+
+    if (!s->engine->rules)
+        return;
+    rc = engine__classify_raw(s, INSP_ARGUMENTS, call->arguments, call->arguments_len, v);
+    if (rc) {
+        /* SECURITY: an inspection that did not complete is a deny */
+        set_deny(v, "inspection_error", 1.0, "the arguments could not be inspected (%s)",
+                 clampd_strerror(rc));
+        return;
+    }
+    if (!v->n_rule_ids)
+        return;
+    rules_text(s, v, list, sizeof(list));
+    if (v->risk >= s->engine->deny_risk) {
+        set_deny(v, "rule_match", v->risk, "the arguments of tool '%.128s' match %s", call->tool,
+                 list);
+        return;
+    }
+    if (v->risk >= s->engine->flag_risk) {
+        v->verdict = VERDICT_FLAG;
+        clog_warn("flagged tools/call '%.128s': %s", call->tool, list);
     }
 }
 
@@ -121,6 +182,8 @@ int engine_decide(struct engine_session *s, const struct engine_call *call,
         return 0;
     }
     check_descriptor(s, call->tool, out);
+    if (out->verdict == VERDICT_ALLOW && call->arguments)
+        classify_arguments(s, call, out);
     return 0;
 }
 
@@ -133,7 +196,10 @@ json_t *engine_denial_result(const struct engine_verdict *v, const char *tool)
     snprintf(text, sizeof(text),
              "[clampd] Tool call %s was BLOCKED.\nReason: %s\nRisk score: %.2f\nRequest ID: %s",
              engine__shq(tool ? tool : "", t, sizeof(t)), v->reason, v->risk, v->request_id);
-    return json_pack("{s:[{s:s, s:s}], s:b, s:{s:{s:s, s:[], s:f, s:s}}}", "content", "type",
-                     "text", "text", text, "isError", 1, "_meta", "clampd/denial", "error_code",
-                     v->error_code, "rule_ids", "risk", v->risk, "request_id", v->request_id);
+    json_t *ids = json_array();
+    for (size_t i = 0; ids && i < v->n_rule_ids; i++)
+        json_array_append_new(ids, json_string(v->rule_ids[i]));
+    return json_pack("{s:[{s:s, s:s}], s:b, s:{s:{s:s, s:o, s:f, s:s}}}", "content", "type", "text",
+                     "text", text, "isError", 1, "_meta", "clampd/denial", "error_code",
+                     v->error_code, "rule_ids", ids, "risk", v->risk, "request_id", v->request_id);
 }

@@ -8,6 +8,7 @@
  * "unknown".
  */
 #include "engine/engine-int.h"
+#include "inspect/inspect.h"
 
 #include <string.h>
 
@@ -128,6 +129,38 @@ static int item_hash(json_t *item, char hash[CJSON_HEX_LEN + 1])
     return rc;
 }
 
+/* Scans what the model reads of a tool (name, description, schema, annotations) with the
+ * description rules; a match at the deny risk marks the tool poisoned: withheld, and its
+ * calls denied with the rules named. SECURITY: an error in the scan withholds it too. */
+static int check_poisoning(struct engine_session *s, json_t *set, const char *name, json_t *tool,
+                           struct engine_discovery *rep)
+{
+    struct engine_verdict v;
+    char list[512] = "";
+    size_t n = 0;
+    int rc;
+
+    if (!s->engine->rules)
+        return 0;
+    memset(&v, 0, sizeof(v));
+    rc = engine__classify_json(s, INSP_DESCRIPTION, tool, &v);
+    if (!rc && v.risk < s->engine->deny_risk)
+        return 0;
+    for (size_t i = 0; i < v.n_rule_ids && n + 1 < sizeof(list); i++) {
+        int w = snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", v.rule_ids[i]);
+        n += w > 0 && (size_t)w < sizeof(list) - n ? (size_t)w : 0;
+    }
+    if (rc)
+        snprintf(list, sizeof(list), "(inspection failed: %s)", clampd_strerror(rc));
+    clog_warn("POISONED: tool '%.128s' withheld: its description or schema matches %s", name, list);
+    rep->poisoned++;
+    json_t *entry = json_object_get(set, name);
+    if (json_object_set_new(entry, "state", json_integer(TOOL_POISONED)) ||
+        json_object_set_new(entry, "rules", json_string(list)))
+        return ERR_NOMEM;
+    return 0;
+}
+
 /* Processes one tool; *keep says whether it stays in the list offered to the client. */
 static int discover_one(struct engine_session *s, json_t *set, json_t *page, json_t *tool,
                         struct engine_discovery *rep, bool *keep)
@@ -189,6 +222,10 @@ static int discover_one(struct engine_session *s, json_t *set, json_t *page, jso
     rep->held += o == PIN_OUT_NEW_HELD;
     if (state_of(o) != TOOL_OK)
         return 0;
+    rc = check_poisoning(s, set, name, tool, rep);
+    if (rc ||
+        json_integer_value(json_object_get(json_object_get(set, name), "state")) == TOOL_POISONED)
+        return rc;
     *keep = true;
     return annotate(tool, hash);
 }

@@ -25,12 +25,15 @@ struct engine {
     char *agent_id;
     enum pin_mode pin_mode;
     struct engine__pins pins;
+    const struct insp_ruleset *rules;
+    double deny_risk, flag_risk;
 };
 
-enum tool_state { TOOL_OK = 0, TOOL_CHANGED, TOOL_HELD };
+enum tool_state { TOOL_OK = 0, TOOL_CHANGED, TOOL_HELD, TOOL_POISONED };
 
 struct engine_session {
     struct engine *engine;
+    struct insp_scratch *scratch; /* this session's Hyperscan scratch (NULL without rules) */
     char *command;
     char *server;     /* serverInfo.name, "" until known */
     json_t *tools;    /* name -> {"hash": s, "pinned": s, "state": i}, withheld ones too */
@@ -62,6 +65,15 @@ const char *engine__folded_alias(const json_t *obj, const char *const *names);
  * replaced by '?', truncated to fit; returns out. */
 const char *engine__shq(const char *s, char *out, size_t cap);
 #define ENGINE_SHQ_MAX 300
+
+/* classify.c: scans the strings of a JSON value (raw bytes: arguments) or of a jansson
+ * value (a tool's description and schema) with the rules of target, adding the matched
+ * rules to v (rule_ids, risk = the highest rule risk). Returns 0 or a negative error
+ * (SECURITY: the caller denies on error). */
+int engine__classify_raw(struct engine_session *s, int target, const char *json, size_t len,
+                         struct engine_verdict *v);
+int engine__classify_json(struct engine_session *s, int target, const json_t *value,
+                          struct engine_verdict *v);
 
 /* Formats "pins.db" inside dir; returns a malloc'd path or NULL. */
 char *engine__path(const char *dir, const char *file);

@@ -2,6 +2,7 @@
  * engine: construction of the shared engine and of per-session state.
  */
 #include "engine/engine-int.h"
+#include "inspect/inspect.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,9 @@ int engine_new(const struct engine_config *cfg, struct engine **out, char **errm
     if (!e->state_dir || !e->agent_id || !path)
         goto out;
     e->pin_mode = cfg->pin_mode;
+    e->rules = cfg->rules;
+    e->deny_risk = cfg->deny_risk > 0 ? cfg->deny_risk : 0.7;
+    e->flag_risk = cfg->flag_risk > 0 ? cfg->flag_risk : 0.4;
     clampd_random_hex(e->reqid_prefix, 8);
     rc = engine__pins_open(&e->pins, path, true, errmsg);
     if (rc)
@@ -55,7 +59,9 @@ struct engine_session *engine_session_new(struct engine *e, const char *command)
     s->tools = json_object();
     s->known = json_object();
     s->withheld = json_object();
-    if (!s->command || !s->server || !s->tools || !s->known || !s->withheld) {
+    s->scratch = e->rules ? insp_scratch_new(e->rules) : NULL;
+    if (!s->command || !s->server || !s->tools || !s->known || !s->withheld ||
+        (e->rules && !s->scratch)) {
         engine_session_free(s);
         return NULL;
     }
@@ -71,6 +77,7 @@ void engine_session_free(struct engine_session *s)
     json_decref(s->tools);
     json_decref(s->known);
     json_decref(s->withheld);
+    insp_scratch_free(s->scratch);
     free(s);
 }
 

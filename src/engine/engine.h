@@ -24,10 +24,16 @@ enum pin_mode {
     PIN_MODE_STRICT = 1 /* a new tool on a known server is held back until approved */
 };
 
+struct insp_ruleset;
+
 struct engine_config {
     const char *state_dir; /* holds pins.db; must exist */
     const char *agent_id;  /* the local agent's id */
     enum pin_mode pin_mode;
+    const struct insp_ruleset *rules; /* compiled rule packs (shared, not owned; must outlive
+                                       * the engine), or NULL for no rule inspection */
+    double deny_risk;                 /* a rule hit at or above this risk denies (default 0.7) */
+    double flag_risk;                 /* ... at or above this flags the call (default 0.4) */
 };
 
 struct engine;
@@ -56,7 +62,7 @@ struct engine_discovery {
     unsigned changed;  /* tools whose hash differs from the pin (rug pulls): withheld */
     unsigned held;     /* new tools held back by strict pin mode: withheld */
     unsigned invalid;  /* entries that are not a tool (no string name): withheld */
-    bool set_changed;  /* the session's tool set differs from what it was before */
+    unsigned poisoned; /* tools whose description matches the rules: withheld */
 };
 
 /* Processes one page of a tools/list result in place: computes each tool's contract hash,
@@ -97,12 +103,16 @@ bool engine_item_withheld(const struct engine_session *s, const char *kind, cons
 #define ENGINE_REASON_MAX 1024
 #define ENGINE_REQID_LEN 32
 
+#define ENGINE_MAX_HITS 16
+
 struct engine_verdict {
     enum verdict verdict;
     char error_code[ENGINE_CODE_MAX]; /* "" on allow, else e.g. "descriptor_hash_mismatch" */
     char reason[ENGINE_REASON_MAX];   /* one line a person can act on */
     double risk;                      /* 0..1 */
     char request_id[ENGINE_REQID_LEN + 1];
+    const char *rule_ids[ENGINE_MAX_HITS]; /* rules that matched (owned by the ruleset) */
+    size_t n_rule_ids;
 };
 
 /* One tools/call as the edge parsed it (no tree is built for a call on the hot path). */

@@ -55,6 +55,18 @@ int insp_ruleset_load(const char *const *paths, size_t n_paths, struct insp_rule
                       char **errmsg);
 void insp_ruleset_free(struct insp_ruleset *rs);
 
+/* A rule pack compiled into the binary (from rules/ at build time). */
+struct insp_pack {
+    const char *name; /* "rules/NAME.yaml" */
+    const char *text;
+    size_t len;
+};
+/* The packs shipped with clampd, ended by an entry whose name is NULL. */
+extern const struct insp_pack insp_builtin_packs[];
+
+/* Loads and compiles the packs shipped with clampd; as insp_ruleset_load(). */
+int insp_ruleset_load_builtin(struct insp_ruleset **out, char **errmsg);
+
 size_t insp_ruleset_count(const struct insp_ruleset *rs);
 const struct insp_rule *insp_ruleset_rule(const struct insp_ruleset *rs, size_t i);
 

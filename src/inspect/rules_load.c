@@ -254,30 +254,49 @@ static int load_document(struct loader *l)
     return 0;
 }
 
-static int load_file(struct insp_ruleset *rs, const char *path, char **errmsg)
+/* Parses one pack from f or, when f is NULL, from text[0..len). */
+static int load_pack(struct insp_ruleset *rs, const char *name, FILE *f, const char *text,
+                     size_t len, char **errmsg)
 {
     struct loader l;
     yaml_parser_t parser;
-    FILE *f = fopen(path, "rb");
     int rc;
 
     memset(&l, 0, sizeof(l));
-    l.rs = rs, l.file = path, l.errmsg = errmsg;
-    if (!f) {
-        fail(&l, NULL, "cannot open: %s", strerror(errno));
-        return ERR_IO;
-    }
+    l.rs = rs, l.file = name, l.errmsg = errmsg;
     yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, f);
+    if (f)
+        yaml_parser_set_input_file(&parser, f);
+    else
+        yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &l.doc)) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "%s", parser.problem ? parser.problem : "YAML error");
-        rc = fail(&l, NULL, "line %lu: %s", (unsigned long)parser.problem_mark.line + 1, msg);
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "%s:%lu: %s", name, (unsigned long)parser.problem_mark.line + 1,
+                 parser.problem ? parser.problem : "YAML error");
+        free(*errmsg);
+        *errmsg = strdup(msg);
+        rc = ERR_PARSE;
     } else {
         rc = load_document(&l);
         yaml_document_delete(&l.doc);
     }
     yaml_parser_delete(&parser);
+    return rc;
+}
+
+static int load_file(struct insp_ruleset *rs, const char *path, char **errmsg)
+{
+    FILE *f = fopen(path, "rb");
+    int rc;
+
+    if (!f) {
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "%s: cannot open: %s", path, strerror(errno));
+        free(*errmsg);
+        *errmsg = strdup(msg);
+        return ERR_IO;
+    }
+    rc = load_pack(rs, path, f, NULL, 0, errmsg);
     fclose(f);
     return rc;
 }
@@ -312,8 +331,9 @@ static int load_path(struct insp_ruleset *rs, const char *path, char **errmsg)
     return rc;
 }
 
-int insp_ruleset_load(const char *const *paths, size_t n_paths, struct insp_ruleset **out,
-                      char **errmsg)
+/* Loads from paths, or the built-in packs when paths is NULL. */
+static int load_all(const char *const *paths, size_t n_paths, struct insp_ruleset **out,
+                    char **errmsg)
 {
     struct insp_ruleset *rs = calloc(1, sizeof(*rs));
     int rc = ERR_NOMEM;
@@ -323,8 +343,10 @@ int insp_ruleset_load(const char *const *paths, size_t n_paths, struct insp_rule
     if (!rs)
         goto out;
     rc = 0;
-    for (size_t i = 0; !rc && i < n_paths; i++)
+    for (size_t i = 0; !rc && paths && i < n_paths; i++)
         rc = load_path(rs, paths[i], errmsg);
+    for (const struct insp_pack *p = insp_builtin_packs; !rc && !paths && p->name; p++)
+        rc = load_pack(rs, p->name, NULL, p->text, p->len, errmsg);
     if (!rc && rs->n == 0) {
         *errmsg = strdup("no rules found (no *.yaml file with rules in the given paths)");
         rc = ERR_NOT_FOUND;
@@ -338,4 +360,16 @@ int insp_ruleset_load(const char *const *paths, size_t n_paths, struct insp_rule
 out:
     insp_ruleset_free(rs);
     return rc;
+}
+
+int insp_ruleset_load(const char *const *paths, size_t n_paths, struct insp_ruleset **out,
+                      char **errmsg)
+{
+    static const char *const none[] = {NULL};
+    return load_all(paths ? paths : none, paths ? n_paths : 0, out, errmsg);
+}
+
+int insp_ruleset_load_builtin(struct insp_ruleset **out, char **errmsg)
+{
+    return load_all(NULL, 0, out, errmsg);
 }

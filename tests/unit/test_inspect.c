@@ -189,6 +189,26 @@ static void test_strict_errors(void **state)
     expect_error(buf, "already defined");
 }
 
+/* The packs shipped inside clampd load, compile, and pass their own examples. */
+static void test_builtin_packs(void **state)
+{
+    struct insp_ruleset *rs = NULL;
+    struct insp_scratch *sc;
+    char *err = NULL;
+    size_t checked;
+    (void)state;
+
+    if (insp_ruleset_load_builtin(&rs, &err))
+        fail_msg("built-in packs: %s", err);
+    assert_true(insp_ruleset_count(rs) > 0);
+    sc = insp_scratch_new(rs);
+    assert_non_null(sc);
+    assert_int_equal(insp_selftest(rs, sc, stderr, &checked), 0);
+    assert_true(checked >= 2 * insp_ruleset_count(rs));
+    insp_scratch_free(sc);
+    insp_ruleset_free(rs);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -210,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_load_and_scan),
         cmocka_unit_test(test_selftest_failure),
         cmocka_unit_test(test_strict_errors),
+        cmocka_unit_test(test_builtin_packs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,142 @@
+/*
+ * classify: the rule stage. Every string of the arguments (keys included) is scanned with
+ * the rule packs' database for its target; the verdict collects the rules that matched and
+ * takes the highest risk.
+ *
+ * Arguments are walked straight from their bytes with the jsonrpc walkers (no tree);
+ * descriptions arrive as jansson values from discovery.
+ */
+#include "engine/engine-int.h"
+#include "inspect/inspect.h"
+#include "jsonrpc/jsonrpc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct walk {
+    struct engine_session *s;
+    enum insp_target target;
+    struct engine_verdict *v;
+    struct dbuf text; /* decoded string being scanned */
+    int depth;
+};
+
+static int on_rule(void *ctx, size_t rule)
+{
+    struct walk *w = ctx;
+    const struct insp_rule *r = insp_ruleset_rule(w->s->engine->rules, rule);
+
+    for (size_t i = 0; i < w->v->n_rule_ids; i++)
+        if (strcmp(w->v->rule_ids[i], r->id) == 0)
+            return 0;
+    if (w->v->n_rule_ids < ENGINE_MAX_HITS)
+        w->v->rule_ids[w->v->n_rule_ids++] = r->id;
+    if (r->risk > w->v->risk)
+        w->v->risk = r->risk;
+    return 0;
+}
+
+static int scan(struct walk *w, const char *text, size_t len)
+{
+    return insp_scan(w->s->engine->rules, w->s->scratch, w->target, text, len, on_rule, w);
+}
+
+static int walk_value(struct walk *w, struct jrpc_slice v);
+
+static int scan_string(struct walk *w, struct jrpc_slice tok)
+{
+    long n;
+
+    dbuf_reset(&w->text);
+    if (dbuf_reserve(&w->text, tok.n))
+        return ERR_NOMEM;
+    n = jrpc_string_decode(tok, w->text.ptr, tok.n + 1);
+    /* SECURITY: a string we cannot decode as the server will is scanned as raw bytes */
+    return n < 0 ? scan(w, tok.p, tok.n) : scan(w, w->text.ptr, (size_t)n);
+}
+
+static int on_member(void *ctx, const char *key, size_t klen, struct jrpc_slice v)
+{
+    struct walk *w = ctx;
+    int rc = key ? scan(w, key, klen) : 0;
+    return rc ? rc : walk_value(w, v);
+}
+
+static int on_element(void *ctx, size_t index, struct jrpc_slice v)
+{
+    (void)index;
+    return walk_value(ctx, v);
+}
+
+static int walk_value(struct walk *w, struct jrpc_slice v)
+{
+    int rc;
+
+    while (v.n && (*v.p == ' ' || *v.p == '\t' || *v.p == '\n' || *v.p == '\r'))
+        v.p++, v.n--;
+    if (!v.n)
+        return 0;
+    if (*v.p == '"')
+        return scan_string(w, v);
+    if (*v.p != '{' && *v.p != '[')
+        return 0; /* numbers, true, false, null */
+    if (++w->depth > CLAMPD_MAX_JSON_DEPTH)
+        return ERR_TOO_BIG;
+    rc = *v.p == '{' ? jrpc_object_each(v, on_member, w) : jrpc_array_each(v, on_element, w);
+    w->depth--;
+    return rc;
+}
+
+int engine__classify_raw(struct engine_session *s, int target, const char *json, size_t len,
+                         struct engine_verdict *v)
+{
+    struct walk w = {s, (enum insp_target)target, v, {0}, 0};
+    int rc;
+
+    if (!s->engine->rules || !s->scratch)
+        return s->engine->rules ? ERR_NOMEM : 0;
+    dbuf_init(&w.text, CLAMPD_MAX_MESSAGE);
+    rc = walk_value(&w, (struct jrpc_slice){json, len});
+    dbuf_free(&w.text);
+    return rc;
+}
+
+static int walk_json(struct walk *w, const json_t *value)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+    int rc = 0;
+
+    if (json_is_string(value))
+        return scan(w, json_string_value(value), json_string_length(value));
+    if (++w->depth > CLAMPD_MAX_JSON_DEPTH)
+        return ERR_TOO_BIG;
+    if (json_is_object(value)) {
+        json_object_foreach ((json_t *)value, key, item) {
+            rc = scan(w, key, strlen(key));
+            if (!rc)
+                rc = walk_json(w, item);
+            if (rc)
+                break;
+        }
+    } else if (json_is_array(value)) {
+        json_array_foreach (value, i, item) {
+            rc = walk_json(w, item);
+            if (rc)
+                break;
+        }
+    }
+    w->depth--;
+    return rc;
+}
+
+int engine__classify_json(struct engine_session *s, int target, const json_t *value,
+                          struct engine_verdict *v)
+{
+    struct walk w = {s, (enum insp_target)target, v, {0}, 0};
+
+    if (!s->engine->rules || !s->scratch)
+        return s->engine->rules ? ERR_NOMEM : 0;
+    return walk_json(&w, value);
+}
