@@ -31,7 +31,8 @@ static int on_rule(void *ctx, size_t rule)
             return 0;
     if (w->v->n_rule_ids < ENGINE_MAX_HITS)
         w->v->rule_ids[w->v->n_rule_ids++] = r->id;
-    if (r->risk > w->v->risk)
+    /* A redact rule's finding is removed, not judged: it does not raise the risk. */
+    if (!r->redact && r->risk > w->v->risk)
         w->v->risk = r->risk;
     return 0;
 }

@@ -152,19 +152,23 @@ static bool object_or_null(const char *raw, size_t n)
 
 _Static_assert(ENGINE_REQID_LEN == 32, "request ids are 16 hex of prefix and 16 of counter");
 
+void engine__request_id(struct engine_session *s, char out[ENGINE_REQID_LEN + 1])
+{
+    /* Unique, not secret: a random per-process prefix and a counter (no syscall per call). */
+    uint64_t seq = ++s->engine->reqid_seq;
+
+    memcpy(out, s->engine->reqid_prefix, 16);
+    for (int i = 31; i >= 16; i--, seq >>= 4)
+        out[i] = "0123456789abcdef"[seq & 15];
+    out[32] = '\0';
+}
+
 int engine_decide(struct engine_session *s, const struct engine_call *call,
                   struct engine_verdict *out)
 {
     memset(out, 0, sizeof(*out));
     out->verdict = VERDICT_DENY;
-    /* Unique, not secret: a random per-process prefix and a counter (no syscall per call). */
-    {
-        uint64_t seq = ++s->engine->reqid_seq;
-        memcpy(out->request_id, s->engine->reqid_prefix, 16);
-        for (int i = 31; i >= 16; i--, seq >>= 4)
-            out->request_id[i] = "0123456789abcdef"[seq & 15];
-        out->request_id[32] = '\0';
-    }
+    engine__request_id(s, out->request_id);
     if (call->malformed) {
         /* SECURITY: a case-folding server would read another key than the one we judged. */
         set_deny(out, "invalid_request", 1.0,

@@ -75,6 +75,9 @@ int engine__classify_raw(struct engine_session *s, int target, const char *json,
 int engine__classify_json(struct engine_session *s, int target, const json_t *value,
                           struct engine_verdict *v);
 
+/* Writes a new request id (32 hex: a random per-process prefix and a counter). */
+void engine__request_id(struct engine_session *s, char out[ENGINE_REQID_LEN + 1]);
+
 /* Formats "pins.db" inside dir; returns a malloc'd path or NULL. */
 char *engine__path(const char *dir, const char *file);
 

@@ -132,6 +132,17 @@ struct engine_call {
 int engine_decide(struct engine_session *s, const struct engine_call *call,
                   struct engine_verdict *out);
 
+/* inspect(result): scans the CallToolResult json[0..len) (raw bytes) with the response
+ * rules. When it may pass unchanged, *rewritten is NULL; otherwise *rewritten is a new
+ * result to send instead (owned by the caller): the same result with validated PII and
+ * secrets replaced by [REDACTED:<type>] and _meta["clampd/redactions"], or a blocked
+ * notice (isError, _meta["clampd/denial"].error_code "result_injection") when a rule at
+ * the deny risk matched or the result could not be inspected. v says what was found.
+ * Returns 0 or a negative error (then *rewritten is NULL and the caller must not pass the
+ * result on). */
+int engine_inspect_result(struct engine_session *s, const char *json, size_t len,
+                          json_t **rewritten, struct engine_verdict *v);
+
 /* Builds the CallToolResult of a denial (shared/DESIGN.md §3): isError, one text item
  * starting "[clampd] Tool call '<tool>' was BLOCKED.", and _meta["clampd/denial"].
  * Returns a new reference, or NULL on allocation failure. */

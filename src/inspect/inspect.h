@@ -40,7 +40,9 @@ struct insp_rule {
     unsigned targets; /* 1u << enum insp_target */
     unsigned flags;   /* enum insp_flag */
     struct insp_strv patterns, tools, fields, match, no_match;
-    char *file; /* where it was defined, for messages */
+    int validator; /* 0 none, else an exact check the matched span must pass */
+    char *redact;  /* response rules: redact the span as [REDACTED:<redact>] */
+    char *file;    /* where it was defined, for messages */
     int line;
 };
 
@@ -83,6 +85,14 @@ typedef int (*insp_match_fn)(void *ctx, size_t rule);
 int insp_scan(const struct insp_ruleset *rs, struct insp_scratch *sc, enum insp_target target,
               const char *text, size_t len, insp_match_fn fn, void *ctx);
 
+/* Scans a response text like insp_scan(INSP_RESPONSE) and, when rules with `redact` found
+ * validated spans, writes the text with each (merged) span replaced by
+ * "[REDACTED:<type>]" into out and their count into *n_redacted (0: out is left empty and
+ * the text needs no change). Returns 0 or a negative error (ERR_TOO_BIG past
+ * INSP_MAX_SPANS candidates: SECURITY: the caller withholds the text). */
+int insp_redact(const struct insp_ruleset *rs, struct insp_scratch *sc, const char *text,
+                size_t len, struct dbuf *out, size_t *n_redacted, insp_match_fn fn, void *ctx);
+
 /* Checks every example of every rule: each `match` example must be matched by its rule
  * (on each target the rule applies to) and no `no_match` example may be. Writes one line
  * per failure to report. Returns the number of failures (0: all pass), or a negative
@@ -91,5 +101,9 @@ int insp_selftest(const struct insp_ruleset *rs, struct insp_scratch *sc, FILE *
                   size_t *checked);
 
 const char *insp_target_name(enum insp_target t);
+
+/* Runs the named validator ("luhn", "iban", "ssn") over s[0..n). False for an unknown
+ * name. */
+bool insp_validate(const char *validator, const char *s, size_t n);
 
 #endif

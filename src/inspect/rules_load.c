@@ -177,6 +177,13 @@ static int read_field(struct loader *l, const char *k, yaml_node_t *v, struct in
         return read_list(l, v, k, &r->fields);
     if (strcmp(k, "examples") == 0)
         return read_examples(l, v, r);
+    if (strcmp(k, "validator") == 0) {
+        const char *name = scalar(v);
+        r->validator = name ? insp__validator_index(name) : -1;
+        return r->validator > 0 ? 0 : fail(l, v, "unknown validator '%s'", name ? name : "?");
+    }
+    if (strcmp(k, "redact") == 0)
+        return read_string(l, v, k, &r->redact);
     return fail(l, v, "unknown key '%s' in a rule", k);
 }
 
@@ -192,6 +199,8 @@ static int check_rule(struct loader *l, yaml_node_t *n, const struct insp_rule *
             return fail(l, n, "rule id '%s': use a-z, 0-9, '.', '_' and '-'", r->id);
     if (r->patterns.n > INSP_MAX_PATTERNS)
         return fail(l, n, "rule '%s' has more than %d patterns", r->id, INSP_MAX_PATTERNS);
+    if (r->redact && r->targets != 1u << INSP_RESPONSE)
+        return fail(l, n, "rule '%s': redact applies to responses only", r->id);
     if (r->match.n < 1 || r->no_match.n < 1)
         return fail(l, n, "rule '%s' needs examples: at least one match and one no_match", r->id);
     for (size_t i = 0; i < l->rs->n; i++)

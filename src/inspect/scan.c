@@ -29,6 +29,7 @@ void insp__rule_deinit(struct insp_rule *r)
     free(r->category);
     free(r->description);
     free(r->file);
+    free(r->redact);
     insp__strv_free(&r->patterns);
     insp__strv_free(&r->tools);
     insp__strv_free(&r->fields);
@@ -70,7 +71,7 @@ void insp_ruleset_free(struct insp_ruleset *rs)
         insp__rule_deinit(&rs->rules[i]);
     free(rs->rules);
     for (int t = 0; t < INSP__TARGETS; t++)
-        for (int u = 0; u < 2; u++) {
+        for (int u = 0; u < 3; u++) {
             hs_free_database(rs->db[t][u].db);
             free(rs->db[t][u].rule_of);
         }
@@ -87,9 +88,19 @@ const struct insp_rule *insp_ruleset_rule(const struct insp_ruleset *rs, size_t 
     return i < rs->n ? &rs->rules[i] : NULL;
 }
 
-static unsigned hs_flags(unsigned f)
+int insp__db_kind(const struct insp_rule *r)
 {
-    unsigned out = HS_FLAG_SINGLEMATCH;
+    if (r->validator > 0 || r->redact)
+        return 2;
+    return r->flags & INSP_FLAG_UTF8 ? 1 : 0;
+}
+
+static unsigned hs_flags(const struct insp_rule *r)
+{
+    unsigned f = r->flags;
+    /* Span rules need where each match starts (to validate and redact it), which
+     * Hyperscan gives only without SINGLEMATCH. */
+    unsigned out = insp__db_kind(r) == 2 ? HS_FLAG_SOM_LEFTMOST : HS_FLAG_SINGLEMATCH;
     if (f & INSP_FLAG_CASELESS)
         out |= HS_FLAG_CASELESS;
     if (f & INSP_FLAG_DOTALL)
@@ -101,8 +112,8 @@ static unsigned hs_flags(unsigned f)
     return out;
 }
 
-/* Compiles the patterns of every rule for target t in mode utf8 (0 or 1) into d. */
-static int compile_one(struct insp_ruleset *rs, int t, int utf8, struct insp_db *d, char **errmsg)
+/* Compiles the patterns of every rule for target t of database kind (0, 1, 2) into d. */
+static int compile_one(struct insp_ruleset *rs, int t, int kind, struct insp_db *d, char **errmsg)
 {
     size_t n = 0;
     const char **exprs = NULL;
@@ -111,7 +122,7 @@ static int compile_one(struct insp_ruleset *rs, int t, int utf8, struct insp_db 
     int rc = ERR_NOMEM;
 
     for (size_t i = 0; i < rs->n; i++)
-        if ((rs->rules[i].targets & 1u << t) && !!(rs->rules[i].flags & INSP_FLAG_UTF8) == utf8)
+        if ((rs->rules[i].targets & 1u << t) && insp__db_kind(&rs->rules[i]) == kind)
             n += rs->rules[i].patterns.n;
     if (n == 0)
         return 0;
@@ -124,11 +135,11 @@ static int compile_one(struct insp_ruleset *rs, int t, int utf8, struct insp_db 
     n = 0;
     for (size_t i = 0; i < rs->n; i++) {
         const struct insp_rule *r = &rs->rules[i];
-        if (!(r->targets & 1u << t) || !!(r->flags & INSP_FLAG_UTF8) != utf8)
+        if (!(r->targets & 1u << t) || insp__db_kind(r) != kind)
             continue;
         for (size_t k = 0; k < r->patterns.n; k++, n++) {
             exprs[n] = r->patterns.v[k];
-            flags[n] = hs_flags(r->flags);
+            flags[n] = hs_flags(r);
             ids[n] = (unsigned)n;
             d->rule_of[n] = (unsigned)i;
         }
@@ -159,7 +170,7 @@ out:
 int insp__compile(struct insp_ruleset *rs, char **errmsg)
 {
     for (int t = 0; t < INSP__TARGETS; t++)
-        for (int u = 0; u < 2; u++) {
+        for (int u = 0; u < 3; u++) {
             int rc = compile_one(rs, t, u, &rs->db[t][u], errmsg);
             if (rc)
                 return rc;
@@ -176,7 +187,7 @@ struct insp_scratch *insp_scratch_new(const struct insp_ruleset *rs)
     sc->n_rules = rs->n;
     sc->seen = calloc(rs->n ? rs->n : 1, 1);
     for (int t = 0; sc->seen && t < INSP__TARGETS; t++)
-        for (int u = 0; u < 2; u++)
+        for (int u = 0; u < 3; u++)
             if (rs->db[t][u].db && hs_alloc_scratch(rs->db[t][u].db, &sc->hs) != HS_SUCCESS) {
                 insp_scratch_free(sc);
                 return NULL;
@@ -194,16 +205,44 @@ void insp_scratch_free(struct insp_scratch *sc)
         return;
     hs_free_scratch(sc->hs);
     free(sc->seen);
+    free(sc->spans);
     free(sc);
 }
 
 struct scan_ctx {
+    const struct insp_ruleset *rs;
     const struct insp_db *d;
     struct insp_scratch *sc;
+    const char *text;
     insp_match_fn fn;
     void *ctx;
     int stopped;
+    bool overflow;
 };
+
+/* A span match: validated, remembered for redaction, then reported like any match. */
+static bool take_span(struct scan_ctx *c, unsigned rule, size_t from, size_t to)
+{
+    const struct insp_rule *r = &c->rs->rules[rule];
+    struct insp_scratch *sc = c->sc;
+
+    if (!insp__validate(r->validator, c->text + from, to - from))
+        return false;
+    if (!r->redact)
+        return true;
+    if (sc->n_spans == sc->cap_spans) {
+        size_t cap = sc->cap_spans ? sc->cap_spans * 2 : 16;
+        struct insp_span *v;
+        if (cap > INSP_MAX_SPANS || !(v = realloc(sc->spans, cap * sizeof(*v)))) {
+            c->overflow = true; /* SECURITY: the caller refuses what it cannot redact */
+            return true;
+        }
+        sc->spans = v;
+        sc->cap_spans = cap;
+    }
+    sc->spans[sc->n_spans++] = (struct insp_span){rule, from, to};
+    return true;
+}
 
 static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned fl,
                     void *arg)
@@ -211,7 +250,11 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
     struct scan_ctx *c = arg;
     unsigned rule = c->d->rule_of[id];
 
-    (void)from, (void)to, (void)fl;
+    (void)fl;
+    if (c->d == &c->rs->db[0][2] || c->d == &c->rs->db[1][2] || c->d == &c->rs->db[2][2]) {
+        if (!take_span(c, rule, (size_t)from, (size_t)to))
+            return 0;
+    }
     if (c->sc->seen[rule])
         return 0;
     c->sc->seen[rule] = 1;
@@ -259,8 +302,9 @@ int insp_scan(const struct insp_ruleset *rs, struct insp_scratch *sc, enum insp_
     if (target >= INSP__TARGETS || sc->n_rules != rs->n || len > 0xffffffffu)
         return ERR_INVAL;
     memset(sc->seen, 0, rs->n);
-    for (int u = 0; u < 2; u++) {
-        struct scan_ctx c = {&rs->db[target][u], sc, fn, ctx, 0};
+    sc->n_spans = 0;
+    for (int u = 0; u < 3; u++) {
+        struct scan_ctx c = {rs, &rs->db[target][u], sc, text, fn, ctx, 0, false};
         hs_error_t e;
 
         if (!c.d->db)
@@ -272,6 +316,8 @@ int insp_scan(const struct insp_ruleset *rs, struct insp_scratch *sc, enum insp_
         if (u == 1 && !utf8_ok)
             continue; /* UTF-8 patterns only see valid UTF-8 */
         e = hs_scan(c.d->db, text, (unsigned)len, 0, sc->hs, on_match, &c);
+        if (c.overflow)
+            return ERR_TOO_BIG;
         if (e == HS_SCAN_TERMINATED || c.stopped)
             return 0;
         if (e != HS_SUCCESS) {

@@ -65,6 +65,7 @@ struct jrpc_peek {
     char method[JRPC_METHOD_MAX]; /* decoded method, NUL-terminated ("" when absent) */
     bool method_too_long;         /* method longer than JRPC_METHOD_MAX-1: method[] is empty */
     struct jrpc_slice params;     /* the raw value of "params", {NULL,0} when absent */
+    struct jrpc_slice result;     /* the raw value of "result", {NULL,0} when absent */
     bool has_params, has_result, has_error;
 };
 

@@ -370,7 +370,10 @@ static bool note_member(struct jrpc_peek *out, unsigned *seen, enum member m, co
         out->has_params = true;
         out->params.p = v, out->params.n = vn;
         return true;
-    case M_RESULT: out->has_result = true; return true;
+    case M_RESULT:
+        out->has_result = true;
+        out->result.p = v, out->result.n = vn;
+        return true;
     case M_ERROR: out->has_error = true; return true;
     default: return true;
     }

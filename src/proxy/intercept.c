@@ -176,6 +176,23 @@ bool proxy__prompt_withheld(struct proxy *p, const struct jrpc_peek *pk)
     return true;
 }
 
+void proxy__tool_result(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk)
+{
+    json_t *rewritten = NULL;
+    struct engine_verdict v;
+
+    if (engine_inspect_result(p->session, pk->result.p, pk->result.n, &rewritten, &v)) {
+        /* SECURITY: a result that could not be inspected does not reach the model */
+        proxy__send_error(p, pk->id, JRPC_INTERNAL_ERROR,
+                          "clampd: the tool result could not be inspected and was withheld");
+        return;
+    }
+    if (rewritten)
+        answer_result(p, pk->id, rewritten);
+    else
+        proxy__to_client(p, line, len); /* nothing to change: the exact bytes */
+}
+
 /* Runs the discovery a result needs; returns 0 if it may be passed on (maybe rewritten). */
 static int discover(struct proxy *p, enum pending_kind k, json_t *result, bool *rewritten)
 {
@@ -219,10 +236,6 @@ void proxy__server_answer(struct proxy *p, enum pending_kind k, const char *line
     bool rewritten = false;
     int rc = ERR_PARSE;
 
-    if (k == PK_TOOLS_CALL) {
-        proxy__to_client(p, line, len); /* results are inspected by a later stage */
-        return;
-    }
     msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
     if (msg && json_is_object(json_object_get(msg, "result")))
         rc = discover(p, k, json_object_get(msg, "result"), &rewritten);

@@ -91,6 +91,8 @@ bool proxy__prompt_withheld(struct proxy *p, const struct jrpc_peek *pk);
 void proxy__client_call(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk);
 void proxy__server_answer(struct proxy *p, enum pending_kind k, const char *line, size_t len,
                           struct jrpc_slice id);
+/* inspect(result) on the downstream's answer to a tools/call, then on to the client. */
+void proxy__tool_result(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk);
 void proxy__own_answer(struct proxy *p, const char *line, size_t len, struct jrpc_slice id);
 /* Answers every held client request with an error and drops what was held. */
 void proxy__fail_held(struct proxy *p, const char *why);

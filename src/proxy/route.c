@@ -229,6 +229,8 @@ static void server_response(struct proxy *p, const char *line, size_t len,
     }
     if (k == PK_OTHER || pk->has_error)
         proxy__to_client(p, line, len);
+    else if (k == PK_TOOLS_CALL)
+        proxy__tool_result(p, line, len, pk);
     else
         proxy__server_answer(p, (enum pending_kind)k, line, len, pk->id);
 }

@@ -60,6 +60,12 @@ async function filesystemDemo() {
   r = await client.callTool({ name: "execute_command", arguments: { command: "cat /etc/shadow" } });
   say(`execute_command (never listed by the server) ->\n  ${text(r).replace(/\n/g, "\n  ")}`);
   if (!r.isError || r._meta?.["clampd/denial"]?.error_code !== "unknown_tool") throw new Error("unknown tool was not blocked");
+  for (const p of [`${root}/../../etc/passwd`, `${os.homedir()}/.ssh/id_rsa`]) {
+    r = await client.callTool({ name: "read_text_file", arguments: { path: p } });
+    const d = r._meta?.["clampd/denial"];
+    say(`read_text_file ${p} ->\n  ${d ? `BLOCKED (${d.error_code}: ${d.rule_ids.join(", ")})` : text(r)}`);
+    if (d?.error_code !== "rule_match") throw new Error(`${p} was not refused by the rules`);
+  }
   await client.close();
 }
 

@@ -209,6 +209,72 @@ static void test_builtin_packs(void **state)
     insp_ruleset_free(rs);
 }
 
+static void test_validators(void **state)
+{
+    (void)state;
+    /* Luhn: published test card numbers pass, one digit off fails */
+    assert_true(insp_validate("luhn", "4111111111111111", 16));
+    assert_true(insp_validate("luhn", "3782 822463 10005", 17));
+    assert_true(insp_validate("luhn", "5500-0000-0000-0004", 19));
+    assert_false(insp_validate("luhn", "4111111111111112", 16));
+    assert_false(insp_validate("luhn", "411111111111", 12)); /* too short */
+    assert_false(insp_validate("luhn", "4111x11111111111", 16));
+    /* IBAN mod-97 with the registry's examples */
+    assert_true(insp_validate("iban", "DE89 3704 0044 0532 0130 00", 27));
+    assert_true(insp_validate("iban", "GB82WEST12345698765432", 22));
+    assert_true(insp_validate("iban", "fr1420041010050500013m02606", 27));
+    assert_false(insp_validate("iban", "DE89 3704 0044 0532 0130 01", 27));
+    assert_false(insp_validate("iban", "GB82", 4));
+    /* SSN area, group and serial rules */
+    assert_true(insp_validate("ssn", "078-05-1120", 11));
+    assert_false(insp_validate("ssn", "000-12-3456", 11));
+    assert_false(insp_validate("ssn", "666-12-3456", 11));
+    assert_false(insp_validate("ssn", "912-12-3456", 11));
+    assert_false(insp_validate("ssn", "123-00-4567", 11));
+    assert_false(insp_validate("ssn", "123-45-0000", 11));
+    assert_false(insp_validate("nope", "x", 1));
+}
+
+static int ignore_rule(void *ctx, size_t rule)
+{
+    (void)ctx, (void)rule;
+    return 0;
+}
+
+/* Redaction replaces only validated spans, merges overlaps, keeps everything else. */
+static void test_redact(void **state)
+{
+    static const char pack[] =
+        "rules:\n"
+        "  - {id: r.card, category: pii, risk: 0.6, applies_to: [response], description: d,\n"
+        "     validator: luhn, redact: credit_card,\n"
+        "     patterns: ['\\b[0-9]{13,19}\\b', '\\b[0-9]{4}(?:[ -][0-9]{4}){3}\\b'],\n"
+        "     examples: {match: ['4111111111111111'], no_match: ['4111111111111112']}}\n"
+        "  - {id: r.mail, category: pii, risk: 0.3, applies_to: [response], description: d,\n"
+        "     redact: email, patterns: ['[a-z]+@[a-z]+\\.[a-z]{2,6}'],\n"
+        "     examples: {match: ['a@b.io'], no_match: ['a@b']}}\n";
+    static const char text[] = "pay 4111 1111 1111 1111 or 4111111111111112; mail bob@corp.io.";
+    char *err;
+    struct insp_ruleset *rs = load(write_pack("pii.yaml", pack), &err);
+    struct insp_scratch *sc;
+    struct dbuf out;
+    size_t n;
+    (void)state;
+
+    assert_non_null(rs);
+    sc = insp_scratch_new(rs);
+    dbuf_init(&out, 1 << 20);
+    assert_int_equal(insp_redact(rs, sc, text, strlen(text), &out, &n, ignore_rule, NULL), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(out.ptr,
+                        "pay [REDACTED:credit_card] or 4111111111111112; mail [REDACTED:email].");
+    assert_int_equal(insp_redact(rs, sc, "nothing here", 12, &out, &n, ignore_rule, NULL), 0);
+    assert_int_equal(n, 0);
+    dbuf_free(&out);
+    insp_scratch_free(sc);
+    insp_ruleset_free(rs);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -227,10 +293,9 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load_and_scan),
-        cmocka_unit_test(test_selftest_failure),
-        cmocka_unit_test(test_strict_errors),
-        cmocka_unit_test(test_builtin_packs),
+        cmocka_unit_test(test_load_and_scan), cmocka_unit_test(test_selftest_failure),
+        cmocka_unit_test(test_strict_errors), cmocka_unit_test(test_builtin_packs),
+        cmocka_unit_test(test_validators),    cmocka_unit_test(test_redact),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
