@@ -13,4 +13,8 @@ int cmd_rules(int argc, char **argv);
  * path or NULL after printing why. */
 char *cli_state_dir(const char *dir, bool create);
 
+/* The cache directory for compiled rules: $XDG_CACHE_HOME/clampd, else ~/.cache/clampd
+ * (created 0700). NULL when there is none; the caller frees the result. */
+char *cli_cache_dir(void);
+
 #endif

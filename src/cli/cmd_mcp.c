@@ -159,6 +159,7 @@ static int run(struct mcp_opts *o)
     size_t nwords = 0;
     struct engine *eng = NULL;
     struct insp_ruleset *rules = NULL;
+    char *cache = NULL;
     int rc = PROXY_EXIT_USAGE;
 
     if (clampd_split_words(o->downstream, &words, &nwords, &err)) {
@@ -172,8 +173,8 @@ static int run(struct mcp_opts *o)
     if (!o->n_rules && getenv("CLAMPD_RULES"))
         o->rules[o->n_rules++] = getenv("CLAMPD_RULES");
     /* SECURITY: rules that do not load stop clampd; it never runs without its checks. */
-    if (o->n_rules ? insp_ruleset_load(o->rules, o->n_rules, &rules, &err)
-                   : insp_ruleset_load_builtin(&rules, &err)) {
+    cache = cli_cache_dir();
+    if (insp_ruleset_load_cached(o->n_rules ? o->rules : NULL, o->n_rules, cache, &rules, &err)) {
         fprintf(stderr, "clampd mcp: rules: %s\n", err ? err : "cannot load");
         goto out;
     }
@@ -189,6 +190,7 @@ static int run(struct mcp_opts *o)
 out:
     engine_free(eng);
     insp_ruleset_free(rules);
+    free(cache);
     clampd_free_words(words);
     free(env);
     free(dir);

@@ -82,7 +82,7 @@ int cmd_rules(int argc, char **argv)
     const char *category = NULL, *sub;
     size_t n_paths = 0;
     struct insp_ruleset *rs = NULL;
-    char *err = NULL;
+    char *err = NULL, *cache = NULL;
     int c, rc = 1;
 
     if (!paths)
@@ -105,8 +105,8 @@ int cmd_rules(int argc, char **argv)
     }
     if (!n_paths && getenv("CLAMPD_RULES"))
         paths[n_paths++] = getenv("CLAMPD_RULES");
-    if (n_paths ? insp_ruleset_load(paths, n_paths, &rs, &err)
-                : insp_ruleset_load_builtin(&rs, &err)) {
+    cache = cli_cache_dir();
+    if (insp_ruleset_load_cached(n_paths ? paths : NULL, n_paths, cache, &rs, &err)) {
         fprintf(stderr, "clampd rules: %s\n", err ? err : "cannot load the rules");
         goto out;
     }
@@ -114,6 +114,7 @@ int cmd_rules(int argc, char **argv)
 out:
     insp_ruleset_free(rs);
     free(err);
+    free(cache);
     free(paths);
     return rc;
 }

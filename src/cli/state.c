@@ -52,3 +52,18 @@ char *cli_state_dir(const char *dir, bool create)
     }
     return strdup(buf);
 }
+
+char *cli_cache_dir(void)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    char buf[4096];
+
+    if (xdg && *xdg == '/')
+        snprintf(buf, sizeof(buf), "%s/clampd", xdg);
+    else if (home && *home)
+        snprintf(buf, sizeof(buf), "%s/.cache/clampd", home);
+    else
+        return NULL;
+    return mkdirs(buf) ? NULL : strdup(buf); /* no cache is slower, not wrong */
+}

@@ -8,6 +8,7 @@
  */
 #include "engine/engine-int.h"
 #include "inspect/inspect.h"
+#include "inspect/normalize.h"
 #include "jsonrpc/jsonrpc.h"
 
 #include <stdlib.h>
@@ -19,21 +20,32 @@ struct walk {
     struct engine_verdict *v;
     struct dbuf text; /* decoded string being scanned */
     int depth;
+    unsigned layers; /* hidden layers removed to reach the text being scanned */
 };
+
+/* DESIGN §2: each hidden encoding raises risk. A rule that matches only once percent,
+ * base64, look-alike letters… were undone gains 0.1 per layer, up to 1. */
+static double layered_risk(double risk, unsigned layers)
+{
+    double r = risk + 0.1 * __builtin_popcount(layers);
+    return r > 1.0 ? 1.0 : r;
+}
 
 static int on_rule(void *ctx, size_t rule)
 {
     struct walk *w = ctx;
     const struct insp_rule *r = insp_ruleset_rule(w->s->engine->rules, rule);
 
+    double risk = layered_risk(r->risk, w->layers);
+    bool known = false;
+
     for (size_t i = 0; i < w->v->n_rule_ids; i++)
-        if (strcmp(w->v->rule_ids[i], r->id) == 0)
-            return 0;
-    if (w->v->n_rule_ids < ENGINE_MAX_HITS)
+        known |= strcmp(w->v->rule_ids[i], r->id) == 0;
+    if (!known && w->v->n_rule_ids < ENGINE_MAX_HITS)
         w->v->rule_ids[w->v->n_rule_ids++] = r->id;
     /* A redact rule's finding is removed, not judged: it does not raise the risk. */
-    if (!r->redact && r->risk > w->v->risk)
-        w->v->risk = r->risk;
+    if (!r->redact && risk > w->v->risk)
+        w->v->risk = risk;
     return 0;
 }
 
@@ -59,7 +71,8 @@ static int scan_string(struct walk *w, struct jrpc_slice tok)
 static int on_member(void *ctx, const char *key, size_t klen, struct jrpc_slice v)
 {
     struct walk *w = ctx;
-    int rc = key ? scan(w, key, klen) : 0;
+    /* A result's keys are its structure (content, type, text…), not text for the model. */
+    int rc = key && w->target != INSP_RESPONSE ? scan(w, key, klen) : 0;
     return rc ? rc : walk_value(w, v);
 }
 
@@ -88,14 +101,26 @@ static int walk_value(struct walk *w, struct jrpc_slice v)
     return rc;
 }
 
+static int on_leaf(void *ctx, const struct insp_leaf *leaf)
+{
+    struct walk *w = ctx;
+
+    w->layers = leaf->layers;
+    return scan(w, leaf->text, leaf->len);
+}
+
 int engine__classify_raw(struct engine_session *s, int target, const char *json, size_t len,
                          struct engine_verdict *v)
 {
-    struct walk w = {s, (enum insp_target)target, v, {0}, 0};
+    struct walk w = {s, (enum insp_target)target, v, {0}, 0, 0};
     int rc;
 
     if (!s->engine->rules || !s->scratch)
         return s->engine->rules ? ERR_NOMEM : 0;
+    /* Arguments: every leaf in every decoded form (normalize.h). Results can be megabytes
+     * of text: their strings are scanned as decoded from JSON only. */
+    if (target == INSP_ARGUMENTS)
+        return insp_flatten(json, len, on_leaf, &w);
     dbuf_init(&w.text, CLAMPD_MAX_MESSAGE);
     rc = walk_value(&w, (struct jrpc_slice){json, len});
     dbuf_free(&w.text);
@@ -110,12 +135,12 @@ static int walk_json(struct walk *w, const json_t *value)
     int rc = 0;
 
     if (json_is_string(value))
-        return scan(w, json_string_value(value), json_string_length(value));
+        return insp_normalize_text(json_string_value(value), json_string_length(value), on_leaf, w);
     if (++w->depth > CLAMPD_MAX_JSON_DEPTH)
         return ERR_TOO_BIG;
     if (json_is_object(value)) {
         json_object_foreach ((json_t *)value, key, item) {
-            rc = scan(w, key, strlen(key));
+            rc = insp_normalize_text(key, strlen(key), on_leaf, w);
             if (!rc)
                 rc = walk_json(w, item);
             if (rc)
@@ -135,7 +160,7 @@ static int walk_json(struct walk *w, const json_t *value)
 int engine__classify_json(struct engine_session *s, int target, const json_t *value,
                           struct engine_verdict *v)
 {
-    struct walk w = {s, (enum insp_target)target, v, {0}, 0};
+    struct walk w = {s, (enum insp_target)target, v, {0}, 0, 0};
 
     if (!s->engine->rules || !s->scratch)
         return s->engine->rules ? ERR_NOMEM : 0;

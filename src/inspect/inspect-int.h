@@ -46,7 +46,8 @@ void insp__rule_deinit(struct insp_rule *r);
 int insp__db_kind(const struct insp_rule *r);
 void insp__strv_free(struct insp_strv *sv);
 char *insp__join(const char *dir, const char *file);
-int insp__compile(struct insp_ruleset *rs, char **errmsg);
+/* Compiles the databases, or loads them from cache_dir (may be NULL: no cache). */
+int insp__compile(struct insp_ruleset *rs, const char *cache_dir, char **errmsg);
 
 /* validate.c: validator names to indexes (1-based; -1 unknown) and the checks. */
 int insp__validator_index(const char *name);

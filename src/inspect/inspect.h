@@ -69,6 +69,13 @@ extern const struct insp_pack insp_builtin_packs[];
 /* Loads and compiles the packs shipped with clampd; as insp_ruleset_load(). */
 int insp_ruleset_load_builtin(struct insp_ruleset **out, char **errmsg);
 
+/* As insp_ruleset_load() (paths) or insp_ruleset_load_builtin() (paths NULL), keeping the
+ * compiled databases in cache_dir (NULL: no cache) under a name that is the SHA-256 of
+ * Hyperscan's version, the platform and every pattern with its flags; compiling takes
+ * seconds, loading milliseconds. A cache file that is missing or unreadable is rebuilt. */
+int insp_ruleset_load_cached(const char *const *paths, size_t n_paths, const char *cache_dir,
+                             struct insp_ruleset **out, char **errmsg);
+
 size_t insp_ruleset_count(const struct insp_ruleset *rs);
 const struct insp_rule *insp_ruleset_rule(const struct insp_ruleset *rs, size_t i);
 

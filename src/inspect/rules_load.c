@@ -341,8 +341,8 @@ static int load_path(struct insp_ruleset *rs, const char *path, char **errmsg)
 }
 
 /* Loads from paths, or the built-in packs when paths is NULL. */
-static int load_all(const char *const *paths, size_t n_paths, struct insp_ruleset **out,
-                    char **errmsg)
+static int load_all(const char *const *paths, size_t n_paths, const char *cache_dir,
+                    struct insp_ruleset **out, char **errmsg)
 {
     struct insp_ruleset *rs = calloc(1, sizeof(*rs));
     int rc = ERR_NOMEM;
@@ -361,7 +361,7 @@ static int load_all(const char *const *paths, size_t n_paths, struct insp_rulese
         rc = ERR_NOT_FOUND;
     }
     if (!rc)
-        rc = insp__compile(rs, errmsg);
+        rc = insp__compile(rs, cache_dir, errmsg);
     if (rc)
         goto out;
     *out = rs;
@@ -374,11 +374,20 @@ out:
 int insp_ruleset_load(const char *const *paths, size_t n_paths, struct insp_ruleset **out,
                       char **errmsg)
 {
-    static const char *const none[] = {NULL};
-    return load_all(paths ? paths : none, paths ? n_paths : 0, out, errmsg);
+    return insp_ruleset_load_cached(paths, n_paths, NULL, out, errmsg);
 }
 
 int insp_ruleset_load_builtin(struct insp_ruleset **out, char **errmsg)
 {
-    return load_all(NULL, 0, out, errmsg);
+    return insp_ruleset_load_cached(NULL, 0, NULL, out, errmsg);
+}
+
+int insp_ruleset_load_cached(const char *const *paths, size_t n_paths, const char *cache_dir,
+                             struct insp_ruleset **out, char **errmsg)
+{
+    static const char *const none[] = {NULL};
+
+    if (paths && !n_paths)
+        paths = none;
+    return load_all(paths, n_paths, cache_dir, out, errmsg);
 }

@@ -4,8 +4,13 @@
  */
 #include "inspect/inspect-int.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
 
 static const char *const target_names[INSP__TARGETS] = {"arguments", "description", "response"};
 
@@ -88,6 +93,128 @@ const struct insp_rule *insp_ruleset_rule(const struct insp_ruleset *rs, size_t 
     return i < rs->n ? &rs->rules[i] : NULL;
 }
 
+/* ---- the compiled-database cache ----
+ * Compiling a few hundred rules takes seconds; the databases are cached in a file named by
+ * the SHA-256 of everything that determines them (Hyperscan's version, the platform, and
+ * every pattern with its flags, in order), written atomically with mode 0600. */
+
+#define CACHE_KEY_HEX 64
+#define CACHE_MAGIC "clampd-hsdb-1\n"
+
+static void cache_key(const struct insp_ruleset *rs, const char **exprs[INSP__TARGETS][3],
+                      unsigned *flags[INSP__TARGETS][3], char hex[CACHE_KEY_HEX + 1])
+{
+    crypto_hash_sha256_state st;
+    unsigned char h[32];
+    hs_platform_info_t plat;
+
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)hs_version(), strlen(hs_version()));
+    if (hs_populate_platform(&plat) == HS_SUCCESS)
+        crypto_hash_sha256_update(&st, (const unsigned char *)&plat, sizeof(plat));
+    for (int t = 0; t < INSP__TARGETS; t++)
+        for (int u = 0; u < 3; u++) {
+            uint64_t n = rs->db[t][u].n;
+            crypto_hash_sha256_update(&st, (const unsigned char *)&n, sizeof(n));
+            for (size_t i = 0; i < n; i++) {
+                crypto_hash_sha256_update(&st, (const unsigned char *)&flags[t][u][i],
+                                          sizeof(flags[t][u][i]));
+                crypto_hash_sha256_update(&st, (const unsigned char *)exprs[t][u][i],
+                                          strlen(exprs[t][u][i]) + 1);
+            }
+        }
+    crypto_hash_sha256_final(&st, h);
+    sodium_bin2hex(hex, CACHE_KEY_HEX + 1, h, sizeof(h));
+}
+
+static char *cache_path(const char *dir, const char *key, const char *suffix)
+{
+    size_t n = strlen(dir) + strlen(key) + 32;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/rules-%s.hsdb%s", dir, key, suffix);
+    return p;
+}
+
+static int cache_load(struct insp_ruleset *rs, const char *dir, const char *key)
+{
+    char *path = cache_path(dir, key, "");
+    int fd = path ? open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    char magic[sizeof(CACHE_MAGIC)];
+    int rc = ERR_NOT_FOUND;
+
+    if (!f)
+        goto out;
+    if (fread(magic, 1, sizeof(CACHE_MAGIC) - 1, f) != sizeof(CACHE_MAGIC) - 1 ||
+        memcmp(magic, CACHE_MAGIC, sizeof(CACHE_MAGIC) - 1) != 0)
+        goto out;
+    for (int t = 0; t < INSP__TARGETS; t++)
+        for (int u = 0; u < 3; u++) {
+            uint64_t len;
+            char *buf;
+            if (fread(&len, sizeof(len), 1, f) != 1 || (len == 0) != (rs->db[t][u].n == 0) ||
+                len > (uint64_t)1 << 30)
+                goto out;
+            if (!len)
+                continue;
+            buf = malloc(len);
+            if (!buf || fread(buf, 1, len, f) != len ||
+                hs_deserialize_database(buf, len, &rs->db[t][u].db) != HS_SUCCESS) {
+                free(buf);
+                goto out;
+            }
+            free(buf);
+        }
+    rc = 0;
+out:
+    if (rc) /* a partial load is undone: everything is compiled afresh */
+        for (int t = 0; t < INSP__TARGETS; t++)
+            for (int u = 0; u < 3; u++) {
+                hs_free_database(rs->db[t][u].db);
+                rs->db[t][u].db = NULL;
+            }
+    if (f)
+        fclose(f);
+    else if (fd >= 0)
+        close(fd);
+    free(path);
+    return rc;
+}
+
+static void cache_store(const struct insp_ruleset *rs, const char *dir, const char *key)
+{
+    char *path = cache_path(dir, key, ""), *tmp = cache_path(dir, key, ".tmp");
+    int fd = tmp ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    bool ok = f && fwrite(CACHE_MAGIC, 1, sizeof(CACHE_MAGIC) - 1, f) == sizeof(CACHE_MAGIC) - 1;
+
+    for (int t = 0; ok && t < INSP__TARGETS; t++)
+        for (int u = 0; ok && u < 3; u++) {
+            char *bytes = NULL;
+            size_t len = 0;
+            uint64_t n;
+            if (rs->db[t][u].db &&
+                hs_serialize_database(rs->db[t][u].db, &bytes, &len) != HS_SUCCESS) {
+                ok = false;
+                break;
+            }
+            n = len;
+            ok = fwrite(&n, sizeof(n), 1, f) == 1 && (!len || fwrite(bytes, 1, len, f) == len);
+            free(bytes);
+        }
+    if (f && fclose(f))
+        ok = false;
+    else if (!f && fd >= 0)
+        close(fd);
+    if (ok && rename(tmp, path) == 0)
+        clog_debug("cached the compiled rules in %s", path);
+    else if (tmp)
+        unlink(tmp);
+    free(path);
+    free(tmp);
+}
+
 int insp__db_kind(const struct insp_rule *r)
 {
     if (r->validator > 0 || r->redact)
@@ -108,43 +235,56 @@ static unsigned hs_flags(const struct insp_rule *r)
     if (f & INSP_FLAG_MULTILINE)
         out |= HS_FLAG_MULTILINE;
     if (f & INSP_FLAG_UTF8)
-        out |= HS_FLAG_UTF8 | HS_FLAG_UCP;
+        out |= HS_FLAG_UTF8; /* no UCP: \b and \w stay ASCII, as rule authors expect */
     return out;
 }
 
-/* Compiles the patterns of every rule for target t of database kind (0, 1, 2) into d. */
-static int compile_one(struct insp_ruleset *rs, int t, int kind, struct insp_db *d, char **errmsg)
+/* The patterns of every rule for target t of database kind (0, 1, 2), with their flags;
+ * fills d->rule_of (pattern id -> rule) and d->n. The arrays are the caller's to free. */
+static int collect(struct insp_ruleset *rs, int t, int kind, struct insp_db *d, const char ***exprs,
+                   unsigned **flags)
 {
     size_t n = 0;
-    const char **exprs = NULL;
-    unsigned *flags = NULL, *ids = NULL;
-    hs_compile_error_t *err = NULL;
-    int rc = ERR_NOMEM;
 
+    *exprs = NULL, *flags = NULL;
     for (size_t i = 0; i < rs->n; i++)
         if ((rs->rules[i].targets & 1u << t) && insp__db_kind(&rs->rules[i]) == kind)
             n += rs->rules[i].patterns.n;
+    d->n = n;
     if (n == 0)
         return 0;
-    exprs = calloc(n, sizeof(*exprs));
-    flags = calloc(n, sizeof(*flags));
-    ids = calloc(n, sizeof(*ids));
+    *exprs = calloc(n, sizeof(**exprs));
+    *flags = calloc(n, sizeof(**flags));
     d->rule_of = calloc(n, sizeof(*d->rule_of));
-    if (!exprs || !flags || !ids || !d->rule_of)
-        goto out;
+    if (!*exprs || !*flags || !d->rule_of)
+        return ERR_NOMEM;
     n = 0;
     for (size_t i = 0; i < rs->n; i++) {
         const struct insp_rule *r = &rs->rules[i];
         if (!(r->targets & 1u << t) || insp__db_kind(r) != kind)
             continue;
         for (size_t k = 0; k < r->patterns.n; k++, n++) {
-            exprs[n] = r->patterns.v[k];
-            flags[n] = hs_flags(r);
-            ids[n] = (unsigned)n;
+            (*exprs)[n] = r->patterns.v[k];
+            (*flags)[n] = hs_flags(r);
             d->rule_of[n] = (unsigned)i;
         }
     }
-    if (hs_compile_multi(exprs, flags, ids, (unsigned)n, HS_MODE_BLOCK, NULL, &d->db, &err) !=
+    return 0;
+}
+
+/* Compiles the collected patterns into d->db; ids are the pattern indexes. */
+static int compile_one(struct insp_ruleset *rs, struct insp_db *d, const char **exprs,
+                       const unsigned *flags, char **errmsg)
+{
+    unsigned *ids = calloc(d->n, sizeof(*ids));
+    hs_compile_error_t *err = NULL;
+    int rc = 0;
+
+    if (!ids)
+        return ERR_NOMEM;
+    for (size_t i = 0; i < d->n; i++)
+        ids[i] = (unsigned)i;
+    if (hs_compile_multi(exprs, flags, ids, (unsigned)d->n, HS_MODE_BLOCK, NULL, &d->db, &err) !=
         HS_SUCCESS) {
         char msg[1024];
         const struct insp_rule *r =
@@ -156,26 +296,39 @@ static int compile_one(struct insp_ruleset *rs, int t, int kind, struct insp_db 
         *errmsg = strdup(msg);
         hs_free_compile_error(err);
         rc = ERR_PARSE;
-        goto out;
     }
-    d->n = n;
-    rc = 0;
-out:
-    free(exprs);
-    free(flags);
     free(ids);
     return rc;
 }
 
-int insp__compile(struct insp_ruleset *rs, char **errmsg)
+int insp__compile(struct insp_ruleset *rs, const char *cache_dir, char **errmsg)
 {
+    const char **exprs[INSP__TARGETS][3] = {{0}};
+    unsigned *flags[INSP__TARGETS][3] = {{0}};
+    char key[CACHE_KEY_HEX + 1];
+    int rc = 0;
+
+    for (int t = 0; !rc && t < INSP__TARGETS; t++)
+        for (int u = 0; !rc && u < 3; u++)
+            rc = collect(rs, t, u, &rs->db[t][u], &exprs[t][u], &flags[t][u]);
+    if (!rc)
+        cache_key(rs, exprs, flags, key);
+    /* SECURITY: a cached database is used only for exactly these patterns and flags */
+    if (!rc && cache_dir && cache_load(rs, cache_dir, key) == 0)
+        goto out;
+    for (int t = 0; !rc && t < INSP__TARGETS; t++)
+        for (int u = 0; !rc && u < 3; u++)
+            if (rs->db[t][u].n)
+                rc = compile_one(rs, &rs->db[t][u], exprs[t][u], flags[t][u], errmsg);
+    if (!rc && cache_dir)
+        cache_store(rs, cache_dir, key);
+out:
     for (int t = 0; t < INSP__TARGETS; t++)
         for (int u = 0; u < 3; u++) {
-            int rc = compile_one(rs, t, u, &rs->db[t][u], errmsg);
-            if (rc)
-                return rc;
+            free(exprs[t][u]);
+            free(flags[t][u]);
         }
-    return 0;
+    return rc;
 }
 
 struct insp_scratch *insp_scratch_new(const struct insp_ruleset *rs)

@@ -275,6 +275,38 @@ static void test_redact(void **state)
     insp_ruleset_free(rs);
 }
 
+/* The compiled databases are cached; a cached or a damaged cache file gives the same
+ * scanner as a fresh compile. */
+static void test_cache(void **state)
+{
+    char cache[128], cmd[256], *err = NULL;
+    const char *paths[] = {write_pack("good.yaml", good)};
+    struct insp_ruleset *rs = NULL;
+    struct insp_scratch *sc;
+    struct hits h = {0};
+    (void)state;
+
+    snprintf(cache, sizeof(cache), "%s/cache", dir);
+    snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", cache);
+    assert_int_equal(system(cmd), 0);
+    for (int round = 0; round < 3; round++) {
+        if (round == 2) { /* damage the cache file: it must be rebuilt, not trusted */
+            snprintf(cmd, sizeof(cmd),
+                     "for f in '%s'/rules-*.hsdb; do printf garbage > \"$f\"; done", cache);
+            assert_int_equal(system(cmd), 0);
+        }
+        assert_int_equal(insp_ruleset_load_cached(paths, 1, cache, &rs, &err), 0);
+        sc = insp_scratch_new(rs);
+        h.n = 0;
+        assert_int_equal(insp_scan(rs, sc, INSP_ARGUMENTS, "../../x", 7, collect, &h), 0);
+        assert_int_equal(h.n, 1);
+        insp_scratch_free(sc);
+        insp_ruleset_free(rs);
+    }
+    snprintf(cmd, sizeof(cmd), "ls '%s'/rules-*.hsdb >/dev/null", cache);
+    assert_int_equal(system(cmd), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -296,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_load_and_scan), cmocka_unit_test(test_selftest_failure),
         cmocka_unit_test(test_strict_errors), cmocka_unit_test(test_builtin_packs),
         cmocka_unit_test(test_validators),    cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_cache),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
