@@ -193,36 +193,44 @@ static size_t percent_one(const unsigned char *p, const unsigned char *end, stru
     return 0;
 }
 
-int insp__percent(const char *in, size_t len, struct dbuf *out)
+/* Copies in to out, replacing each escape that starts with esc and that one() decodes;
+ * returns 1 when anything was decoded (out holds the result), 0 when nothing was. */
+static int decode_escapes(const char *in, size_t len, struct dbuf *out, int esc,
+                          size_t (*one)(const unsigned char *, const unsigned char *, struct wr *))
 {
     const unsigned char *p = (const unsigned char *)in, *end = p + len;
     struct wr w;
     bool changed = false;
     int rc;
 
-    if (!memchr(in, '%', len))
+    if (!memchr(in, esc, len))
         return 0;
     rc = wr_begin(&w, out, len);
     if (rc)
         return rc;
     while (p < end) {
-        const unsigned char *q = memchr(p, '%', (size_t)(end - p));
+        const unsigned char *q = memchr(p, esc, (size_t)(end - p));
         size_t n;
         if (!q) {
             wr_mem(&w, p, (size_t)(end - p));
             break;
         }
         wr_mem(&w, p, (size_t)(q - p));
-        n = percent_one(q, end, &w);
+        n = one(q, end, &w);
         if (n) {
             changed = true;
         } else {
-            wr_byte(&w, '%');
+            wr_byte(&w, (unsigned char)esc);
             n = 1;
         }
         p = q + n;
     }
     return changed ? wr_end(&w, out) : 0;
+}
+
+int insp__percent(const char *in, size_t len, struct dbuf *out)
+{
+    return decode_escapes(in, len, out, '%', percent_one);
 }
 
 /* ---- HTML character references ---- */
@@ -364,34 +372,7 @@ static size_t uesc_one(const unsigned char *p, const unsigned char *end, struct 
 
 int insp__unicode_esc(const char *in, size_t len, struct dbuf *out)
 {
-    const unsigned char *p = (const unsigned char *)in, *end = p + len;
-    struct wr w;
-    bool changed = false;
-    int rc;
-
-    if (!memchr(in, '\\', len))
-        return 0;
-    rc = wr_begin(&w, out, len);
-    if (rc)
-        return rc;
-    while (p < end) {
-        const unsigned char *q = memchr(p, '\\', (size_t)(end - p));
-        size_t n;
-        if (!q) {
-            wr_mem(&w, p, (size_t)(end - p));
-            break;
-        }
-        wr_mem(&w, p, (size_t)(q - p));
-        n = uesc_one(q, end, &w);
-        if (n) {
-            changed = true;
-        } else {
-            wr_byte(&w, '\\');
-            n = 1;
-        }
-        p = q + n;
-    }
-    return changed ? wr_end(&w, out) : 0;
+    return decode_escapes(in, len, out, '\\', uesc_one);
 }
 
 /* ---- base64 and hex tokens ---- */
