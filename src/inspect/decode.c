@@ -89,36 +89,6 @@ int insp__put_utf8(struct dbuf *out, unsigned cp)
     return dbuf_add(out, t, utf8_encode(cp, t));
 }
 
-size_t insp__utf8_next(const unsigned char *p, const unsigned char *end, unsigned *cp)
-{
-    unsigned c = p[0], v, min;
-    size_t n;
-
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2, v = c & 0x1f, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef)
-        n = 3, v = c & 0x0f, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        n = 4, v = c & 0x07, min = 0x10000;
-    else
-        return 0;
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        v = v << 6 | (p[i] & 0x3f);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-        return 0;
-    *cp = v;
-    return n;
-}
-
 static int hexval(unsigned char c)
 {
     if (c >= '0' && c <= '9')
@@ -394,7 +364,7 @@ static bool is_text(const unsigned char *p, size_t n)
         return false;
     while (p < end) {
         unsigned cp;
-        size_t k = insp__utf8_next(p, end, &cp);
+        size_t k = clampd_utf8_next(p, end, &cp);
         if (k == 0) {
             bad++;
             k = 1;

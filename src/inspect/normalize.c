@@ -34,7 +34,7 @@ static bool has_non_ascii(const char *in, size_t len)
 static unsigned cp_at(const unsigned char *p, const unsigned char *end)
 {
     unsigned cp = 0;
-    if (p < end && !insp__utf8_next(p, end, &cp))
+    if (p < end && !clampd_utf8_next(p, end, &cp))
         cp = 0;
     return cp;
 }
@@ -61,7 +61,7 @@ static int strip_invisible(const char *in, size_t len, struct dbuf *out)
         return 0;
     while (p < end && !rc) {
         unsigned cp;
-        size_t k = insp__utf8_next(p, end, &cp);
+        size_t k = clampd_utf8_next(p, end, &cp);
         if (k == 0) {
             p++, prev = 0;
             continue;
@@ -99,7 +99,7 @@ static int nfkc(const char *in, size_t len, struct dbuf *out)
         bool ascii = true;
         unsigned cp;
         size_t k;
-        while (p < end && (k = insp__utf8_next(p, end, &cp)) != 0) {
+        while (p < end && (k = clampd_utf8_next(p, end, &cp)) != 0) {
             ascii &= k == 1;
             p += k;
         }
@@ -183,7 +183,7 @@ static const unsigned char *word_scan(const unsigned char *p, const unsigned cha
     size_t k;
 
     memset(st, 0, sizeof(*st));
-    while (p < end && (k = insp__utf8_next(p, end, &cp)) != 0 && is_word_cp(cp)) {
+    while (p < end && (k = clampd_utf8_next(p, end, &cp)) != 0 && is_word_cp(cp)) {
         if (is_ascii_letter(cp))
             st->ascii++;
         else if (latin_of(cp))
@@ -231,7 +231,7 @@ static int fold_confusables(const char *in, size_t len, struct dbuf *out)
         rc = dbuf_add(out, done, (size_t)(p - done));
         while (p < wend && !rc) {
             unsigned cp;
-            size_t k = insp__utf8_next(p, wend, &cp);
+            size_t k = clampd_utf8_next(p, wend, &cp);
             char c = latin_of(cp);
             rc = c ? dbuf_addc(out, c) : dbuf_add(out, p, k);
             p += k;

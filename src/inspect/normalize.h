@@ -149,9 +149,7 @@ int insp__unicode_esc(const char *in, size_t len, struct dbuf *out);
 int insp__base64(const char *in, size_t len, struct dbuf *out);
 int insp__hex(const char *in, size_t len, struct dbuf *out);
 
-/* Length (1..4) of the valid UTF-8 sequence at p with its code point in *cp, or 0 when the
- * byte at p does not start one (overlong, surrogate, truncated, out of range). */
-size_t insp__utf8_next(const unsigned char *p, const unsigned char *end, unsigned *cp);
+/* UTF-8 sequences are decoded with clampd_utf8_next() (core). */
 /* Appends the UTF-8 encoding of cp (<= 0x10FFFF, no surrogate) to out. */
 int insp__put_utf8(struct dbuf *out, unsigned cp);
 

@@ -417,32 +417,14 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 
 static bool utf8_valid(const unsigned char *p, size_t n)
 {
-    size_t i = 0;
+    const unsigned char *end = p + n;
+    unsigned cp;
 
-    while (i < n) {
-        unsigned c = p[i], need, cp, min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf)
-            need = 1, min = 0x80, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef)
-            need = 2, min = 0x800, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4)
-            need = 3, min = 0x10000, cp = c & 0x07;
-        else
+    while (p < end) {
+        size_t k = *p < 0x80 ? 1 : clampd_utf8_next(p, end, &cp);
+        if (!k)
             return false;
-        if (n - i <= need)
-            return false;
-        for (unsigned k = 1; k <= need; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (p[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += need + 1;
+        p += k;
     }
     return true;
 }

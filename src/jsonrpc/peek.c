@@ -46,35 +46,6 @@ static int read_hex4(const char *p, const char *end, unsigned *out)
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at p (2..4), or 0 if invalid (overlong, surrogate,
- * out of range, truncated). */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0];
-    size_t n;
-    unsigned cp, min;
-
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2, cp = c & 0x1f, min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3, cp = c & 0x0f, min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4, cp = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 /* Validates a string starting at the opening quote; on success s->p is past the closing
  * quote and *escaped says whether any backslash escape occurred. */
 /* Skips plain bytes (printable ASCII other than '"' and '\\') eight at a time: base64
@@ -132,7 +103,8 @@ static int scan_string(struct scan *s, bool *escaped)
         } else if (c < 0x80) {
             p++; /* a plain byte in the word that stopped skip_plain */
         } else {
-            size_t n = utf8_seq(p, end);
+            unsigned cp;
+            size_t n = clampd_utf8_next(p, end, &cp);
             if (!n)
                 return ERR_PARSE;
             p = skip_plain(p + n, end);
