@@ -113,7 +113,9 @@ export async function connect(target, { capabilities = {}, handlers = [], notifi
     command = CLAMPD;
     args = clampdArgs(target.clampd, target);
   }
-  const transport = new StdioClientTransport({ command, args, env: { ...getDefaultEnvironment(), ...env }, stderr: "pipe" });
+  // The SDK passes only a few variables on; clampd's compiled-rules cache location too.
+  const cache = process.env.XDG_CACHE_HOME ? { XDG_CACHE_HOME: process.env.XDG_CACHE_HOME } : {};
+  const transport = new StdioClientTransport({ command, args, env: { ...getDefaultEnvironment(), ...cache, ...env }, stderr: "pipe" });
   let stderr = "";
   transport.stderr.on("data", (d) => (stderr += d));
   const client = new Client(clientInfo ?? { name: "clampd-e2e", version: "1.0.0" }, { capabilities });
