@@ -259,3 +259,14 @@ size_t clampd_utf8_next(const unsigned char *p, const unsigned char *end, unsign
     *cp = v;
     return n;
 }
+
+int clampd_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

@@ -94,6 +94,9 @@ int clampd_parse_long(const char *s, long min, long max, long *out);
 /* Fills out with 2*n lowercase hex digits of n random bytes from libsodium's CSPRNG.
  * out must hold 2*n+1 bytes. Returns 0 or ERR_INVAL (n too large). */
 int clampd_random_hex(char *out, size_t n);
+/* Value of the hex digit c (0..15), or -1 when c is not one. */
+int clampd_hexval(int c);
+
 /* Decodes the UTF-8 sequence at p (p < end) into *cp. Returns its length (1..4), or 0 when
  * it is not well-formed UTF-8 (overlong, surrogate, above U+10FFFF, truncated). */
 size_t clampd_utf8_next(const unsigned char *p, const unsigned char *end, unsigned *cp);

@@ -89,17 +89,6 @@ int insp__put_utf8(struct dbuf *out, unsigned cp)
     return dbuf_add(out, t, utf8_encode(cp, t));
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Reads exactly n hex digits at p (within end); returns false when there are fewer. */
 static bool read_hex(const unsigned char *p, const unsigned char *end, size_t n, unsigned *out)
 {
@@ -108,7 +97,7 @@ static bool read_hex(const unsigned char *p, const unsigned char *end, size_t n,
     if ((size_t)(end - p) < n)
         return false;
     for (size_t i = 0; i < n; i++) {
-        int h = hexval(p[i]);
+        int h = clampd_hexval(p[i]);
         if (h < 0)
             return false;
         v = v << 4 | (unsigned)h;
@@ -234,7 +223,7 @@ static size_t html_numeric(const unsigned char *p, const unsigned char *end, str
     q += hex;
     digits = q;
     while (q < end) {
-        int d = hex ? hexval(*q) : (*q >= '0' && *q <= '9' ? *q - '0' : -1);
+        int d = hex ? clampd_hexval(*q) : (*q >= '0' && *q <= '9' ? *q - '0' : -1);
         if (d < 0)
             break;
         v = v > 0x10ffff ? v : v * (hex ? 16u : 10u) + (unsigned)d;
@@ -323,8 +312,8 @@ static size_t uesc_one(const unsigned char *p, const unsigned char *end, struct 
     if (p + 2 < end && p[2] == '{') {
         const unsigned char *q = p + 3;
         v = 0;
-        while (q < end && q - p < 9 && hexval(*q) >= 0)
-            v = v << 4 | (unsigned)hexval(*q++);
+        while (q < end && q - p < 9 && clampd_hexval(*q) >= 0)
+            v = v << 4 | (unsigned)clampd_hexval(*q++);
         if (q == p + 3 || q >= end || *q != '}' || !is_scalar(v))
             return 0;
         wr_cp(w, v);
@@ -528,7 +517,7 @@ int insp__hex(const char *in, size_t len, struct dbuf *out)
         digits = run;
         if (p - run >= 2 && run[0] == '0' && (run[1] == 'x' || run[1] == 'X'))
             digits += 2;
-        for (q = digits; q < p && hexval(*q) >= 0; q++)
+        for (q = digits; q < p && clampd_hexval(*q) >= 0; q++)
             ;
         if (q != p || (size_t)(p - digits) < INSP_MIN_TOKEN || (p - digits) % 2)
             continue;
@@ -537,7 +526,7 @@ int insp__hex(const char *in, size_t len, struct dbuf *out)
         if (!w.over && (size_t)(p - digits) / 2 <= w.cap - w.n) {
             unsigned char *o = (unsigned char *)w.p + w.n;
             for (q = digits; q < p; q += 2)
-                *o++ = (unsigned char)(hexval(q[0]) << 4 | hexval(q[1]));
+                *o++ = (unsigned char)(clampd_hexval(q[0]) << 4 | clampd_hexval(q[1]));
             w.n += (size_t)(p - digits) / 2;
         }
         if (w.n > mark && is_text((const unsigned char *)w.p + mark, w.n - mark)) {

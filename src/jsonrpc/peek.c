@@ -20,24 +20,13 @@ static void skip_ws(struct scan *s)
         s->p++;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int read_hex4(const char *p, const char *end, unsigned *out)
 {
     unsigned v = 0;
     if (end - p < 4)
         return ERR_PARSE;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(p[i]);
+        int h = clampd_hexval(p[i]);
         if (h < 0)
             return ERR_PARSE;
         v = v << 4 | (unsigned)h;
