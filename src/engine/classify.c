@@ -18,10 +18,51 @@ struct walk {
     struct engine_session *s;
     enum insp_target target;
     struct engine_verdict *v;
+    const char *tool; /* the tool the text belongs to, for rule scopes (NULL: unknown) */
     struct dbuf text; /* decoded string being scanned */
     int depth;
-    unsigned layers; /* hidden layers removed to reach the text being scanned */
+    unsigned layers;  /* hidden layers removed to reach the text being scanned */
+    const char *path; /* the argument leaf's JSON path, NULL elsewhere */
+    size_t path_len;
+    char field[128]; /* the name of the member holding the leaf, once asked for */
+    bool have_field;
 };
+
+/* The field a leaf sits in: the last member name of its path, array indexes and the
+ * "{key}" mark skipped ($.files[2].content -> content; $.a["b c"] -> b c). */
+static const char *leaf_field(struct walk *w)
+{
+    const char *p = w->path;
+    size_t n = w->path_len, k = 0;
+
+    if (w->have_field || !p)
+        return p ? w->field : NULL;
+    w->have_field = true;
+    w->field[0] = '\0';
+    if (n >= 5 && memcmp(p + n - 5, "{key}", 5) == 0)
+        n -= 5;
+    while (n && p[n - 1] == ']' && n >= 2 && p[n - 2] != '"') { /* [i] */
+        while (n && p[n - 1] != '[')
+            n--;
+        if (n)
+            n--;
+    }
+    if (n >= 2 && p[n - 1] == ']' && p[n - 2] == '"') { /* ["key"] */
+        size_t e = n - 2, b = e;
+        while (b > 1 && !(p[b - 1] == '"' && p[b - 2] == '[' && (b < 3 || p[b - 3] != '\\')))
+            b--;
+        p += b, n = e - b;
+    } else {
+        size_t b = n;
+        while (b && p[b - 1] != '.' && p[b - 1] != ']' && p[b - 1] != '$')
+            b--;
+        p += b, n -= b;
+    }
+    k = n < sizeof(w->field) - 1 ? n : sizeof(w->field) - 1;
+    memcpy(w->field, p, k);
+    w->field[k] = '\0';
+    return w->field;
+}
 
 /* DESIGN §2: each hidden encoding raises risk. A rule that matches only once percent,
  * base64, look-alike letters… were undone gains 0.1 per layer, up to 1. */
@@ -39,6 +80,9 @@ static int on_rule(void *ctx, size_t rule)
     double risk = layered_risk(r->risk, w->layers);
     bool known = false;
 
+    if ((r->tools.n || r->fields.n) &&
+        !insp_rule_in_scope(r, w->tool, r->fields.n ? leaf_field(w) : NULL))
+        return 0;
     for (size_t i = 0; i < w->v->n_rule_ids; i++)
         known |= strcmp(w->v->rule_ids[i], r->id) == 0;
     if (!known && w->v->n_rule_ids < ENGINE_MAX_HITS)
@@ -106,13 +150,17 @@ static int on_leaf(void *ctx, const struct insp_leaf *leaf)
     struct walk *w = ctx;
 
     w->layers = leaf->layers;
+    if (w->target == INSP_ARGUMENTS) {
+        w->path = leaf->path, w->path_len = leaf->path_len;
+        w->have_field = false; /* the path buffer is reused: work the field out again */
+    }
     return scan(w, leaf->text, leaf->len);
 }
 
-int engine__classify_raw(struct engine_session *s, int target, const char *json, size_t len,
-                         struct engine_verdict *v)
+int engine__classify_raw(struct engine_session *s, int target, const char *tool, const char *json,
+                         size_t len, struct engine_verdict *v)
 {
-    struct walk w = {s, (enum insp_target)target, v, {0}, 0, 0};
+    struct walk w = {.s = s, .target = (enum insp_target)target, .v = v, .tool = tool};
     int rc;
 
     if (!s->engine->rules || !s->scratch)
@@ -157,10 +205,10 @@ static int walk_json(struct walk *w, const json_t *value)
     return rc;
 }
 
-int engine__classify_json(struct engine_session *s, int target, const json_t *value,
-                          struct engine_verdict *v)
+int engine__classify_json(struct engine_session *s, int target, const char *tool,
+                          const json_t *value, struct engine_verdict *v)
 {
-    struct walk w = {s, (enum insp_target)target, v, {0}, 0, 0};
+    struct walk w = {.s = s, .target = (enum insp_target)target, .v = v, .tool = tool};
 
     if (!s->engine->rules || !s->scratch)
         return s->engine->rules ? ERR_NOMEM : 0;

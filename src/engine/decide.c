@@ -113,15 +113,15 @@ static void rules_text(const struct engine_session *s, const struct engine_verdi
 }
 
 /* Stage 5: the rule packs over every string of the arguments. */
-static void classify_arguments(struct engine_session *s, const struct engine_call *call,
-                               struct engine_verdict *v)
+static void classify_arguments(struct engine_session *s, const char *tool, const char *args,
+                               size_t len, struct engine_verdict *v)
 {
     char list[ENGINE_REASON_MAX / 2];
     int rc;
 
-    if (!s->engine->rules)
+    if (!s->engine->rules || !args)
         return;
-    rc = engine__classify_raw(s, INSP_ARGUMENTS, call->arguments, call->arguments_len, v);
+    rc = engine__classify_raw(s, INSP_ARGUMENTS, tool, args, len, v);
     if (rc) {
         /* SECURITY: an inspection that did not complete is a deny */
         set_deny(v, "inspection_error", 1.0, "the arguments could not be inspected (%s)",
@@ -132,13 +132,14 @@ static void classify_arguments(struct engine_session *s, const struct engine_cal
         return;
     rules_text(s, v, list, sizeof(list));
     if (v->risk >= s->engine->deny_risk) {
-        set_deny(v, "rule_match", v->risk, "the arguments of tool '%.128s' match %s", call->tool,
-                 list);
+        set_deny(v, "rule_match", v->risk, "the arguments of tool '%.128s' match %s", tool, list);
         return;
     }
     if (v->risk >= s->engine->flag_risk) {
         v->verdict = VERDICT_FLAG;
-        clog_warn("flagged tools/call '%.128s': %s", call->tool, list);
+        snprintf(v->reason, sizeof(v->reason), "flagged: the arguments of tool '%.128s' match %s",
+                 tool, list);
+        clog_warn("flagged tools/call '%.128s': %s", tool, list);
     }
 }
 
@@ -187,7 +188,21 @@ int engine_decide(struct engine_session *s, const struct engine_call *call,
     }
     check_descriptor(s, call->tool, out);
     if (out->verdict == VERDICT_ALLOW && call->arguments)
-        classify_arguments(s, call, out);
+        classify_arguments(s, call->tool, call->arguments, call->arguments_len, out);
+    return 0;
+}
+
+int engine_inspect_arguments(struct engine_session *s, const char *tool, const char *json,
+                             size_t len, struct engine_verdict *v)
+{
+    memset(v, 0, sizeof(*v));
+    engine__request_id(s, v->request_id);
+    v->verdict = VERDICT_ALLOW;
+    if (json && !object_or_null(json, len)) {
+        set_deny(v, "invalid_arguments", 1.0, "tools/call arguments must be a JSON object");
+        return 0;
+    }
+    classify_arguments(s, tool, json, len, v);
     return 0;
 }
 

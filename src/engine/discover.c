@@ -129,6 +129,43 @@ static int item_hash(json_t *item, char hash[CJSON_HEX_LEN + 1])
     return rc;
 }
 
+int engine_inspect_tool(struct engine_session *s, const json_t *tool, struct engine_verdict *v)
+{
+    const char *name = json_string_value(json_object_get(tool, "name"));
+    size_t n = 0;
+    int rc;
+
+    memset(v, 0, sizeof(*v));
+    engine__request_id(s, v->request_id);
+    v->verdict = VERDICT_ALLOW;
+    if (!s->engine->rules)
+        return 0;
+    rc = engine__classify_json(s, INSP_DESCRIPTION, name, tool, v);
+    if (rc) {
+        /* SECURITY: a description that could not be scanned is treated as poisoned */
+        v->verdict = VERDICT_DENY;
+        v->risk = 1.0;
+        snprintf(v->error_code, sizeof(v->error_code), "inspection_error");
+        snprintf(v->reason, sizeof(v->reason),
+                 "inspection_error: the tool could not be"
+                 " inspected (%s)",
+                 clampd_strerror(rc));
+        return rc;
+    }
+    for (size_t i = 0; i < v->n_rule_ids && n + 1 < sizeof(v->reason); i++) {
+        int w =
+            snprintf(v->reason + n, sizeof(v->reason) - n, "%s%s", i ? ", " : "", v->rule_ids[i]);
+        n += w > 0 && (size_t)w < sizeof(v->reason) - n ? (size_t)w : 0;
+    }
+    if (v->risk >= s->engine->deny_risk) {
+        v->verdict = VERDICT_DENY;
+        snprintf(v->error_code, sizeof(v->error_code), "tool_poisoned");
+    } else if (v->risk >= s->engine->flag_risk) {
+        v->verdict = VERDICT_FLAG;
+    }
+    return 0;
+}
+
 /* Scans what the model reads of a tool (name, description, schema, annotations) with the
  * description rules; a match at the deny risk marks the tool poisoned: withheld, and its
  * calls denied with the rules named. SECURITY: an error in the scan withholds it too. */
@@ -136,27 +173,16 @@ static int check_poisoning(struct engine_session *s, json_t *set, const char *na
                            struct engine_discovery *rep)
 {
     struct engine_verdict v;
-    char list[512] = "";
-    size_t n = 0;
-    int rc;
 
-    if (!s->engine->rules)
+    engine_inspect_tool(s, tool, &v);
+    if (v.verdict != VERDICT_DENY)
         return 0;
-    memset(&v, 0, sizeof(v));
-    rc = engine__classify_json(s, INSP_DESCRIPTION, tool, &v);
-    if (!rc && v.risk < s->engine->deny_risk)
-        return 0;
-    for (size_t i = 0; i < v.n_rule_ids && n + 1 < sizeof(list); i++) {
-        int w = snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", v.rule_ids[i]);
-        n += w > 0 && (size_t)w < sizeof(list) - n ? (size_t)w : 0;
-    }
-    if (rc)
-        snprintf(list, sizeof(list), "(inspection failed: %s)", clampd_strerror(rc));
-    clog_warn("POISONED: tool '%.128s' withheld: its description or schema matches %s", name, list);
+    clog_warn("POISONED: tool '%.128s' withheld: its description or schema matches %s", name,
+              v.reason);
     rep->poisoned++;
     json_t *entry = json_object_get(set, name);
     if (json_object_set_new(entry, "state", json_integer(TOOL_POISONED)) ||
-        json_object_set_new(entry, "rules", json_string(list)))
+        json_object_set_new(entry, "rules", json_string(v.reason)))
         return ERR_NOMEM;
     return 0;
 }

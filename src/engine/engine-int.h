@@ -68,12 +68,13 @@ const char *engine__shq(const char *s, char *out, size_t cap);
 
 /* classify.c: scans the strings of a JSON value (raw bytes: arguments) or of a jansson
  * value (a tool's description and schema) with the rules of target, adding the matched
- * rules to v (rule_ids, risk = the highest rule risk). Returns 0 or a negative error
- * (SECURITY: the caller denies on error). */
-int engine__classify_raw(struct engine_session *s, int target, const char *json, size_t len,
-                         struct engine_verdict *v);
-int engine__classify_json(struct engine_session *s, int target, const json_t *value,
-                          struct engine_verdict *v);
+ * rules to v (rule_ids, risk = the highest rule risk). tool (NULL: unknown) and, for
+ * arguments, each leaf's field select the rules whose scope applies. Returns 0 or a
+ * negative error (SECURITY: the caller denies on error). */
+int engine__classify_raw(struct engine_session *s, int target, const char *tool, const char *json,
+                         size_t len, struct engine_verdict *v);
+int engine__classify_json(struct engine_session *s, int target, const char *tool,
+                          const json_t *value, struct engine_verdict *v);
 
 /* Writes a new request id (32 hex: a random per-process prefix and a counter). */
 void engine__request_id(struct engine_session *s, char out[ENGINE_REQID_LEN + 1]);

@@ -16,17 +16,18 @@ int engine_new(const struct engine_config *cfg, struct engine **out, char **errm
     *out = NULL;
     if (!e)
         goto out;
-    e->state_dir = strdup(cfg->state_dir);
+    e->state_dir = cfg->state_dir ? strdup(cfg->state_dir) : NULL;
     e->agent_id = strdup(cfg->agent_id ? cfg->agent_id : "local");
-    path = engine__path(cfg->state_dir, "pins.db");
-    if (!e->state_dir || !e->agent_id || !path)
+    path = cfg->state_dir ? engine__path(cfg->state_dir, "pins.db") : NULL;
+    if ((cfg->state_dir && (!e->state_dir || !path)) || !e->agent_id)
         goto out;
     e->pin_mode = cfg->pin_mode;
     e->rules = cfg->rules;
     e->deny_risk = cfg->deny_risk > 0 ? cfg->deny_risk : 0.7;
     e->flag_risk = cfg->flag_risk > 0 ? cfg->flag_risk : 0.4;
     clampd_random_hex(e->reqid_prefix, 8);
-    rc = engine__pins_open(&e->pins, path, true, errmsg);
+    /* offline inspection (state_dir NULL) has no pins; discovery then refuses to run */
+    rc = path ? engine__pins_open(&e->pins, path, true, errmsg) : 0;
     if (rc)
         goto out;
     *out = e;

@@ -27,7 +27,8 @@ enum pin_mode {
 struct insp_ruleset;
 
 struct engine_config {
-    const char *state_dir; /* holds pins.db; must exist */
+    const char *state_dir; /* holds pins.db; must exist. NULL: no pin store, for offline
+                            * inspection (engine_inspect_*) only: discovery fails */
     const char *agent_id;  /* the local agent's id */
     enum pin_mode pin_mode;
     const struct insp_ruleset *rules; /* compiled rule packs (shared, not owned; must outlive
@@ -132,16 +133,31 @@ struct engine_call {
 int engine_decide(struct engine_session *s, const struct engine_call *call,
                   struct engine_verdict *out);
 
-/* inspect(result): scans the CallToolResult json[0..len) (raw bytes) with the response
- * rules. When it may pass unchanged, *rewritten is NULL; otherwise *rewritten is a new
- * result to send instead (owned by the caller): the same result with validated PII and
- * secrets replaced by [REDACTED:<type>] and _meta["clampd/redactions"], or a blocked
- * notice (isError, _meta["clampd/denial"].error_code "result_injection") when a rule at
- * the deny risk matched or the result could not be inspected. v says what was found.
- * Returns 0 or a negative error (then *rewritten is NULL and the caller must not pass the
- * result on). */
-int engine_inspect_result(struct engine_session *s, const char *json, size_t len,
+/* inspect(result): scans the CallToolResult json[0..len) (raw bytes) of a call of tool
+ * (NULL: unknown; it selects the rules scoped to tools) with the response rules. When it may pass
+ * unchanged, *rewritten is NULL; otherwise *rewritten is a new result to send instead (owned by the
+ * caller): the same result with validated PII and secrets replaced by [REDACTED:<type>] and
+ * _meta["clampd/redactions"], or a blocked notice (isError, _meta["clampd/denial"].error_code
+ * "result_injection") when a rule at the deny risk matched or the result could not be inspected. v
+ * says what was found. Returns 0 or a negative error (then *rewritten is NULL and the caller must
+ * not pass the result on). */
+int engine_inspect_result(struct engine_session *s, const char *tool, const char *json, size_t len,
                           json_t **rewritten, struct engine_verdict *v);
+
+/* ---- offline inspection: `clampd inspect`, `clampd scan`, the gateway's scan routes ----
+ * The same stages as above without the session's pins and tool set. Each fills v
+ * (verdict by the engine's thresholds, risk, rule ids, reason) and returns 0 or a negative
+ * error (then v is a DENY). */
+
+/* The description rules over what the model reads of one MCP Tool object (name,
+ * description, input schema, title, annotations...), as discovery scans it: DENY means
+ * discovery would withhold the tool as poisoned. */
+int engine_inspect_tool(struct engine_session *s, const json_t *tool, struct engine_verdict *v);
+
+/* The rule stage of engine_decide() over the arguments json[0..len) (a JSON object, or
+ * NULL) of a call of tool. */
+int engine_inspect_arguments(struct engine_session *s, const char *tool, const char *json,
+                             size_t len, struct engine_verdict *v);
 
 /* Builds the CallToolResult of a denial (shared/DESIGN.md §3): isError, one text item
  * starting "[clampd] Tool call '<tool>' was BLOCKED.", and _meta["clampd/denial"].

@@ -98,6 +98,8 @@ int engine__pins_server_known(struct engine__pins *p, const char *command, const
     sqlite3_stmt *st = NULL;
     int rc = ERR_DB;
 
+    if (!p->db)
+        return ERR_STATE;
     if (sqlite3_prepare_v2(
             p->db, "SELECT 1 FROM pins WHERE command=?1 AND kind=?3 AND ?2 IS NOT NULL LIMIT 1", -1,
             &st, NULL) != SQLITE_OK)
@@ -220,7 +222,11 @@ int engine__pins_check(struct engine__pins *p, const char *command, const char *
                        enum pin_outcome *out, char pinned[CJSON_HEX_LEN + 1])
 {
     const char *key[4] = {command, server, kind, name};
-    int rc = check_once(p, key, hash, hold_new, out, pinned);
+    int rc;
+
+    if (!p->db)
+        return ERR_STATE; /* an engine for offline inspection has no pins */
+    rc = check_once(p, key, hash, hold_new, out, pinned);
 
     if (rc == ERR_AGAIN)
         rc = check_once(p, key, hash, hold_new, out, pinned);
@@ -233,6 +239,8 @@ int engine__pins_status(struct engine__pins *p, const char *command, const char 
     int rc;
 
     *withheld = false;
+    if (!p->db)
+        return ERR_STATE;
     bind_key(p->get, command, "", kind, name);
     rc = sqlite3_step(p->get);
     if (rc == SQLITE_ROW) {

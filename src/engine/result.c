@@ -131,7 +131,7 @@ static bool any_redact_rule(const struct engine_session *s, const struct engine_
     return false;
 }
 
-int engine_inspect_result(struct engine_session *s, const char *json, size_t len,
+int engine_inspect_result(struct engine_session *s, const char *tool, const char *json, size_t len,
                           json_t **rewritten, struct engine_verdict *v)
 {
     struct redact_walk w = {s, v, {0}, 0, 0};
@@ -145,7 +145,7 @@ int engine_inspect_result(struct engine_session *s, const char *json, size_t len
     if (!s->engine->rules)
         return 0;
     engine__request_id(s, v->request_id);
-    rc = engine__classify_raw(s, INSP_RESPONSE, json, len, v);
+    rc = engine__classify_raw(s, INSP_RESPONSE, tool, json, len, v);
     if (!rc && !v->n_rule_ids)
         return 0; /* the fast path: nothing found, the bytes pass unchanged */
     rule_list(v, list, sizeof(list));

@@ -53,4 +53,8 @@ int insp__compile(struct insp_ruleset *rs, const char *cache_dir, char **errmsg)
 int insp__validator_index(const char *name);
 bool insp__validate(int validator, const char *s, size_t n);
 
+/* check.c: structured check names to indexes (1-based; -1 unknown) and the checks. */
+int insp__check_index(const char *name);
+bool insp__check(int check, const char *s, size_t n);
+
 #endif

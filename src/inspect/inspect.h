@@ -41,6 +41,7 @@ struct insp_rule {
     unsigned flags;   /* enum insp_flag */
     struct insp_strv patterns, tools, fields, match, no_match;
     int validator; /* 0 none, else an exact check the matched span must pass */
+    int check;     /* 0 none, else a structured check the whole text must pass (check.c) */
     char *redact;  /* response rules: redact the span as [REDACTED:<redact>] */
     char *file;    /* where it was defined, for messages */
     int line;
@@ -108,6 +109,50 @@ int insp_selftest(const struct insp_ruleset *rs, struct insp_scratch *sc, FILE *
                   size_t *checked);
 
 const char *insp_target_name(enum insp_target t);
+
+/* Does rule r apply to a text of tool (NULL: unknown) found in the argument field field
+ * (the name of the member holding it, NULL or "" when there is none)? Each of the rule's
+ * `tools` and `fields` lists holds shell globs (fnmatch, case-insensitive); an entry
+ * starting with '!' excludes. A list applies when it is empty, or when the name matches
+ * one of its plain entries (if it has any) and none of its '!' entries. An unknown tool or
+ * field matches no plain entry and no '!' entry. */
+bool insp_rule_in_scope(const struct insp_rule *r, const char *tool, const char *field);
+
+/* ---- structured checks ---- */
+
+/* What an address or host name reaches, worst last (the order is used as a severity). */
+enum insp_host_class {
+    INSP_HOST_PUBLIC = 0, /* nothing internal is known about it */
+    INSP_HOST_PRIVATE,    /* RFC 1918, CGNAT, benchmarking, multicast/reserved, IPv6 ULA and
+                           * site-local, and names under .internal .local .lan ... */
+    INSP_HOST_LINK_LOCAL, /* 169.254.0.0/16, fe80::/10 */
+    INSP_HOST_LOOPBACK,   /* 127/8, 0/8, ::1, ::, localhost and names that resolve to it */
+    INSP_HOST_METADATA,   /* cloud instance-metadata endpoints, by address or name */
+};
+
+struct insp_host {
+    enum insp_host_class cls;
+    bool is_ip;      /* an IPv4 number in some form (IPv6 literals are bracketed) */
+    bool obfuscated; /* internal, but written so a person or a pattern would not see it:
+                      * IPv4 in decimal, octal, hex or short form, IPv4-mapped, compatible,
+                      * NAT64 or 6to4 IPv6, or a public name that resolves to it (nip.io,
+                      * sslip.io, localtest.me...) */
+};
+
+/* Classifies one host as a URL carries it: an IPv4 number in any form the WHATWG URL
+ * standard accepts (1-4 parts, decimal/octal/hex), "[IPv6]" (zone allowed), or a name
+ * (case-insensitive, trailing dot allowed). Returns 0, or ERR_PARSE for an empty, over-long
+ * or unparsable bracketed host. */
+int insp_host_classify(const char *host, size_t len, struct insp_host *out);
+
+/* Bit INSP_HOSTS_OBFUSCATED of insp_hosts_find(): some internal host was disguised. */
+#define INSP_HOSTS_OBFUSCATED (1u << 8)
+
+/* Finds the hosts text names (URL authorities, every reading of their userinfo and
+ * backslashes; UNC \\host names; bare IP literals; well-known internal names followed by
+ * a port or path, or alone) and returns a set of bits: 1u << class for every class other
+ * than public that was found, and INSP_HOSTS_OBFUSCATED. */
+unsigned insp_hosts_find(const char *text, size_t len);
 
 /* Runs the named validator ("luhn", "iban", "ssn") over s[0..n). False for an unknown
  * name. */

@@ -259,6 +259,7 @@ static const struct step {
     {INSP_LAYER_CONFUSABLE, fold_confusables},
     {INSP_LAYER_BASE64, insp__base64},
     {INSP_LAYER_HEX, insp__hex},
+    {INSP_LAYER_PATH, insp__path},
 };
 
 #define N_STEPS (sizeof(steps) / sizeof(steps[0]))
@@ -266,8 +267,8 @@ static const struct step {
  * result of a step: this bounds the forms of a leaf. */
 #define MAX_FORMS (N_STEPS * INSP_MAX_ROUNDS)
 
-static const char *const layer_names[] = {"percent", "html",      "unicode_esc", "base64",
-                                          "hex",     "invisible", "nfkc",        "confusable"};
+static const char *const layer_names[] = {"percent",   "html", "unicode_esc", "base64", "hex",
+                                          "invisible", "nfkc", "confusable",  "path"};
 
 const char *insp_layer_name(unsigned layer)
 {
@@ -344,6 +345,7 @@ static bool may_change(size_t s, const char *cur, size_t len, bool ascii)
     case INSP_LAYER_PERCENT: return memchr(cur, '%', len) != NULL;
     case INSP_LAYER_HTML: return memchr(cur, '&', len) != NULL;
     case INSP_LAYER_UNICODE_ESC: return memchr(cur, '\\', len) != NULL;
+    case INSP_LAYER_PATH: return memchr(cur, '/', len) || memchr(cur, '\\', len);
     case INSP_LAYER_INVISIBLE:
     case INSP_LAYER_NFKC:
     case INSP_LAYER_CONFUSABLE: return !ascii;

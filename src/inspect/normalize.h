@@ -13,7 +13,7 @@
  * form; then the order starts again from the top on that form, until no decoder changes
  * anything or each has run INSP_MAX_ROUNDS times:
  *
- *   percent ─ html ─ unicode escapes ─ invisible ─ NFKC ─ confusables ─ base64 ─ hex
+ *   percent ─ html ─ unicode escapes ─ invisible ─ NFKC ─ confusables ─ base64 ─ hex ─ path
  *
  * So `&#x25;2e` gives `%2e` (HTML) then `.` (HTML|PERCENT), and a base64 token holding
  * percent escapes is decoded, then unescaped. The chain reaches the text with every layer
@@ -80,7 +80,11 @@ enum insp_layer {
      * with Latin letters (іgnоrе) or, when the text holds Latin letters, in words made only
      * of such look-alikes (раураl). Plain Russian or Greek text is left alone. */
     INSP_LAYER_CONFUSABLE = 1u << 7,
+    /* Paths in the text canonicalised (path.c): separators, '.', '..', $HOME. Last in the
+     * chain, so it sees every decoded form. */
+    INSP_LAYER_PATH = 1u << 8,
 };
+#define INSP_LAYERS_ALL ((INSP_LAYER_PATH << 1) - 1u)
 
 enum insp_leaf_kind {
     INSP_LEAF_STRING = 0, /* a string value */
@@ -148,6 +152,7 @@ int insp__html(const char *in, size_t len, struct dbuf *out);
 int insp__unicode_esc(const char *in, size_t len, struct dbuf *out);
 int insp__base64(const char *in, size_t len, struct dbuf *out);
 int insp__hex(const char *in, size_t len, struct dbuf *out);
+int insp__path(const char *in, size_t len, struct dbuf *out);
 
 /* UTF-8 sequences are decoded with clampd_utf8_next() (core). */
 /* Appends the UTF-8 encoding of cp (<= 0x10FFFF, no surrogate) to out. */

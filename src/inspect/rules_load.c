@@ -182,6 +182,11 @@ static int read_field(struct loader *l, const char *k, yaml_node_t *v, struct in
         r->validator = name ? insp__validator_index(name) : -1;
         return r->validator > 0 ? 0 : fail(l, v, "unknown validator '%s'", name ? name : "?");
     }
+    if (strcmp(k, "check") == 0) {
+        const char *name = scalar(v);
+        r->check = name ? insp__check_index(name) : -1;
+        return r->check > 0 ? 0 : fail(l, v, "unknown check '%s'", name ? name : "?");
+    }
     if (strcmp(k, "redact") == 0)
         return read_string(l, v, k, &r->redact);
     return fail(l, v, "unknown key '%s' in a rule", k);
@@ -199,6 +204,21 @@ static int check_rule(struct loader *l, yaml_node_t *n, const struct insp_rule *
             return fail(l, n, "rule id '%s': use a-z, 0-9, '.', '_' and '-'", r->id);
     if (r->patterns.n > INSP_MAX_PATTERNS)
         return fail(l, n, "rule '%s' has more than %d patterns", r->id, INSP_MAX_PATTERNS);
+    if (r->check && (r->validator || r->redact))
+        return fail(l, n,
+                    "rule '%s': a check runs on the whole text; it cannot have a"
+                    " validator or redact",
+                    r->id);
+    if ((r->redact || r->validator) && (r->tools.n || r->fields.n))
+        return fail(l, n,
+                    "rule '%s': a rule with a validator or redact cannot be scoped to"
+                    " tools or fields",
+                    r->id);
+    if (r->fields.n && !(r->targets & 1u << INSP_ARGUMENTS))
+        return fail(l, n,
+                    "rule '%s': fields scope argument fields; the rule does not apply to"
+                    " arguments",
+                    r->id);
     if (r->redact && r->targets != 1u << INSP_RESPONSE)
         return fail(l, n, "rule '%s': redact applies to responses only", r->id);
     if (r->match.n < 1 || r->no_match.n < 1)

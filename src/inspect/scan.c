@@ -5,6 +5,7 @@
 #include "inspect/inspect-int.h"
 
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,30 @@ static const char *const target_names[INSP__TARGETS] = {"arguments", "descriptio
 const char *insp_target_name(enum insp_target t)
 {
     return t < INSP__TARGETS ? target_names[t] : "?";
+}
+
+/* One scope list (see insp_rule_in_scope()). */
+static bool list_allows(const struct insp_strv *sv, const char *name)
+{
+    bool has_plain = false, plain_hit = false;
+
+    for (size_t i = 0; i < sv->n; i++) {
+        const char *g = sv->v[i];
+        bool neg = g[0] == '!';
+        bool hit = name && *name && fnmatch(neg ? g + 1 : g, name, FNM_CASEFOLD) == 0;
+        if (neg && hit)
+            return false;
+        if (!neg) {
+            has_plain = true;
+            plain_hit |= hit;
+        }
+    }
+    return !has_plain || plain_hit;
+}
+
+bool insp_rule_in_scope(const struct insp_rule *r, const char *tool, const char *field)
+{
+    return list_allows(&r->tools, tool) && list_allows(&r->fields, field);
 }
 
 void insp__strv_free(struct insp_strv *sv)
@@ -367,6 +392,7 @@ struct scan_ctx {
     const struct insp_db *d;
     struct insp_scratch *sc;
     const char *text;
+    size_t len;
     insp_match_fn fn;
     void *ctx;
     int stopped;
@@ -411,6 +437,9 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
     if (c->sc->seen[rule])
         return 0;
     c->sc->seen[rule] = 1;
+    /* a structured check runs once per rule and text, after a pattern matched */
+    if (c->rs->rules[rule].check && !insp__check(c->rs->rules[rule].check, c->text, c->len))
+        return 0;
     c->stopped = c->fn(c->ctx, rule);
     return c->stopped ? 1 : 0;
 }
@@ -439,7 +468,7 @@ int insp_scan(const struct insp_ruleset *rs, struct insp_scratch *sc, enum insp_
     memset(sc->seen, 0, rs->n);
     sc->n_spans = 0;
     for (int u = 0; u < 3; u++) {
-        struct scan_ctx c = {rs, &rs->db[target][u], sc, text, fn, ctx, 0, false};
+        struct scan_ctx c = {rs, &rs->db[target][u], sc, text, len, fn, ctx, 0, false};
         hs_error_t e;
 
         if (!c.d->db)

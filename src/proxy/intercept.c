@@ -126,7 +126,7 @@ void proxy__client_call(struct proxy *p, const char *line, size_t len, const str
         clog_warn("denied tools/call '%.128s' [%s]: %s", cs.call.tool ? cs.call.tool : "?",
                   v.request_id, v.reason);
         answer_result(p, pk->id, engine_denial_result(&v, cs.call.tool));
-    } else if (proxy__pending_add(p, pk->id, PK_TOOLS_CALL) == 0) {
+    } else if (proxy__pending_add(p, pk->id, PK_TOOLS_CALL, cs.call.tool) == 0) {
         clog_debug("allowed tools/call '%s' [%s]", cs.call.tool, v.request_id);
         proxy__to_server(p, line, len); /* SECURITY: the very bytes that were judged */
     } else {
@@ -176,12 +176,14 @@ bool proxy__prompt_withheld(struct proxy *p, const struct jrpc_peek *pk)
     return true;
 }
 
-void proxy__tool_result(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk)
+void proxy__tool_result(struct proxy *p, const char *tool, const char *line, size_t len,
+                        const struct jrpc_peek *pk)
 {
     json_t *rewritten = NULL;
     struct engine_verdict v;
 
-    if (engine_inspect_result(p->session, pk->result.p, pk->result.n, &rewritten, &v)) {
+    if (engine_inspect_result(p->session, *tool ? tool : NULL, pk->result.p, pk->result.n,
+                              &rewritten, &v)) {
         /* SECURITY: a result that could not be inspected does not reach the model */
         proxy__send_error(p, pk->id, JRPC_INTERNAL_ERROR,
                           "clampd: the tool result could not be inspected and was withheld");

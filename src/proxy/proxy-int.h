@@ -82,7 +82,10 @@ void proxy__arm_relist_timeout(struct proxy *p, uint64_t ms);
 /* route.c */
 int proxy__client_line(void *ctx, int status, const char *line, size_t len);
 int proxy__server_line(void *ctx, int status, const char *line, size_t len);
-int proxy__pending_add(struct proxy *p, struct jrpc_slice id, enum pending_kind k);
+/* Longest tool name a pending tools/call remembers (for the result's rule scopes). */
+#define PROXY_TOOL_MAX 1024
+int proxy__pending_add(struct proxy *p, struct jrpc_slice id, enum pending_kind k,
+                       const char *tool);
 void proxy__fail_pending(struct proxy *p, const char *why);
 
 /* intercept.c */
@@ -92,7 +95,9 @@ void proxy__client_call(struct proxy *p, const char *line, size_t len, const str
 void proxy__server_answer(struct proxy *p, enum pending_kind k, const char *line, size_t len,
                           struct jrpc_slice id);
 /* inspect(result) on the downstream's answer to a tools/call, then on to the client. */
-void proxy__tool_result(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk);
+/* tool: the called tool's name ("" if unknown). */
+void proxy__tool_result(struct proxy *p, const char *tool, const char *line, size_t len,
+                        const struct jrpc_peek *pk);
 void proxy__own_answer(struct proxy *p, const char *line, size_t len, struct jrpc_slice id);
 /* Answers every held client request with an error and drops what was held. */
 void proxy__fail_held(struct proxy *p, const char *why);

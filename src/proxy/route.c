@@ -20,9 +20,10 @@ static int id_key(struct proxy *p, struct jrpc_slice id)
     return jrpc_id_key(id, &p->key);
 }
 
-int proxy__pending_add(struct proxy *p, struct jrpc_slice id, enum pending_kind k)
+int proxy__pending_add(struct proxy *p, struct jrpc_slice id, enum pending_kind k, const char *tool)
 {
     json_t *entry;
+    size_t tl = tool ? strlen(tool) : 0;
 
     if (id_key(p, id))
         return ERR_INVAL;
@@ -30,20 +31,36 @@ int proxy__pending_add(struct proxy *p, struct jrpc_slice id, enum pending_kind 
         return ERR_STATE;
     if (json_object_size(p->pending) >= CLAMPD_MAX_PENDING)
         return ERR_TOO_BIG;
-    /* One small string per request: its kind as a digit, then the raw id token. */
+    /* One small string per request: its kind as a digit, the raw id token (which holds no
+     * raw newline), and for a tools/call a newline and the tool's name. */
     {
-        char buf[CLAMPD_MAX_ID_LEN + 1];
+        char buf[CLAMPD_MAX_ID_LEN + 2 + PROXY_TOOL_MAX];
+        if (tl > PROXY_TOOL_MAX)
+            tool = NULL, tl = 0; /* never cut: a prefix could fall in another scope */
         buf[0] = (char)('0' + k);
         memcpy(buf + 1, id.p, id.n);
-        entry = json_stringn_nocheck(buf, id.n + 1);
+        if (tool) {
+            buf[id.n + 1] = '\n';
+            memcpy(buf + id.n + 2, tool, tl);
+        }
+        entry = json_stringn_nocheck(buf, id.n + 1 + (tool ? tl + 1 : 0));
     }
     if (!entry || json_object_setn_new(p->pending, p->key.ptr, p->key.len, entry))
         return ERR_NOMEM;
     return 0;
 }
 
-/* Removes the pending entry of id; returns its kind, or -1 if it was not pending. */
-static int pending_take(struct proxy *p, struct jrpc_slice id)
+/* The raw id token of a pending entry. */
+static struct jrpc_slice entry_id(const json_t *entry)
+{
+    const char *s = json_string_value(entry);
+    const char *nl = memchr(s, '\n', json_string_length(entry));
+    return (struct jrpc_slice){s + 1, (nl ? (size_t)(nl - s) : json_string_length(entry)) - 1};
+}
+
+/* Removes the pending entry of id; returns its kind, or -1 if it was not pending. The tool
+ * name of a tools/call, if tool is not NULL, is copied there ("" if none). */
+static int pending_take(struct proxy *p, struct jrpc_slice id, char tool[PROXY_TOOL_MAX + 1])
 {
     json_t *entry;
     int k;
@@ -54,6 +71,13 @@ static int pending_take(struct proxy *p, struct jrpc_slice id)
     if (!entry)
         return -1;
     k = json_string_value(entry)[0] - '0';
+    if (tool) {
+        struct jrpc_slice raw = entry_id(entry);
+        size_t off = 1 + raw.n, n = json_string_length(entry);
+        size_t tl = off < n ? n - off - 1 : 0;
+        memcpy(tool, json_string_value(entry) + off + (off < n), tl);
+        tool[tl] = '\0';
+    }
     json_object_deln(p->pending, p->key.ptr, p->key.len);
     return k;
 }
@@ -67,7 +91,7 @@ void proxy__fail_pending(struct proxy *p, const char *why)
 
     snprintf(msg, sizeof(msg), "clampd: %s", why);
     json_object_keylen_foreach (p->pending, key, klen, entry) {
-        struct jrpc_slice id = {json_string_value(entry) + 1, json_string_length(entry) - 1};
+        struct jrpc_slice id = entry_id(entry);
         (void)key, (void)klen;
         proxy__send_error(p, id, JRPC_DOWNSTREAM_ERROR, msg);
     }
@@ -124,7 +148,7 @@ static void client_request(struct proxy *p, const char *line, size_t len,
     }
     if (method_is(pk, "prompts/get") && proxy__prompt_withheld(p, pk))
         return;
-    rc = proxy__pending_add(p, pk->id, request_kind(p, line, len, pk));
+    rc = proxy__pending_add(p, pk->id, request_kind(p, line, len, pk), NULL);
     if (rc) {
         proxy__send_error(p, pk->id, rc == ERR_STATE ? JRPC_INVALID_REQUEST : JRPC_INTERNAL_ERROR,
                           rc == ERR_STATE     ? "duplicate request id: a request with this id is"
@@ -146,7 +170,7 @@ static void client_cancel(struct proxy *p, const char *line, size_t len)
 
     if (raw) {
         struct jrpc_slice id = {raw, strlen(raw)};
-        pending_take(p, id);
+        pending_take(p, id, NULL);
         free(raw);
     }
     json_decref(msg);
@@ -215,13 +239,14 @@ static void server_response(struct proxy *p, const char *line, size_t len,
 {
     int k;
     size_t plen = strlen(p->own_prefix);
+    char tool[PROXY_TOOL_MAX + 1];
 
     if (pk->id.n > plen + 2 && pk->id.p[0] == '"' &&
         memcmp(pk->id.p + 1, p->own_prefix, plen) == 0) {
         proxy__own_answer(p, line, len, pk->id);
         return;
     }
-    k = pending_take(p, pk->id);
+    k = pending_take(p, pk->id, tool);
     if (k < 0) {
         clog_warn("downstream answered a request that is not pending (id %.*s); dropped",
                   (int)(pk->id.n > 64 ? 64 : pk->id.n), pk->id.p);
@@ -230,7 +255,7 @@ static void server_response(struct proxy *p, const char *line, size_t len,
     if (k == PK_OTHER || pk->has_error)
         proxy__to_client(p, line, len);
     else if (k == PK_TOOLS_CALL)
-        proxy__tool_result(p, line, len, pk);
+        proxy__tool_result(p, tool, line, len, pk);
     else
         proxy__server_answer(p, (enum pending_kind)k, line, len, pk->id);
 }
@@ -251,7 +276,7 @@ static void unreadable_answer(struct proxy *p, const char *line, size_t len)
         proxy__relist_timed_out(p); /* our own listing's answer: the listing failed */
     } else if (raw) {
         struct jrpc_slice sid = {raw, strlen(raw)};
-        if (pending_take(p, sid) >= 0)
+        if (pending_take(p, sid, NULL) >= 0)
             proxy__send_error(p, sid, JRPC_INTERNAL_ERROR,
                               "clampd: the downstream's answer could not be inspected and was"
                               " withheld");

@@ -41,7 +41,7 @@ static int on_leaf(void *ctx, const struct insp_leaf *l)
     if (l->layers == 0) {
         c->n = 0; /* a new leaf */
     } else {
-        if (c->n == 0 || l->kind == INSP_LEAF_NUMBER || l->layers > 0xff)
+        if (c->n == 0 || l->kind == INSP_LEAF_NUMBER || (l->layers & ~INSP_LAYERS_ALL))
             abort(); /* a derived form with no raw form before it */
         c->derived += l->len;
         if (c->derived > INSP_MAX_NORMALIZED_BYTES)

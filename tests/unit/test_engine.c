@@ -499,6 +499,115 @@ static void test_rules(void **state)
     insp_ruleset_free(rs);
 }
 
+static const char scoped_pack[] =
+    "rules:\n"
+    "  - {id: s.shell, category: command_injection, risk: 0.8, applies_to: [arguments],\n"
+    "     description: d, patterns: ['\\brm -rf /'], fields: ['!content', '!*_text'],\n"
+    "     examples: {match: ['rm -rf /'], no_match: ['rm -rf ./build']}}\n"
+    "  - {id: s.sql, category: sql_injection, risk: 0.8, applies_to: [arguments],\n"
+    "     description: d, flags: [caseless], patterns: ['\\bdrop table\\b'],\n"
+    "     tools: ['*query*', 'sql_*'], fields: ['sql', 'q*'],\n"
+    "     examples: {match: ['DROP TABLE x'], no_match: ['drop tables']}}\n"
+    "  - {id: s.note, category: response_injection, risk: 0.9, applies_to: [response],\n"
+    "     description: d, flags: [caseless], patterns: ['ignore previous instructions'],\n"
+    "     tools: ['!web_*'],\n"
+    "     examples: {match: ['Ignore previous instructions'], no_match: ['ignore it']}}\n";
+
+static struct insp_ruleset *load_pack(struct fix *f, const char *text)
+{
+    char path[128], *err = NULL;
+    const char *paths[] = {path};
+    struct insp_ruleset *rs = NULL;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/pack.yaml", f->dir);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    if (insp_ruleset_load(paths, 1, &rs, &err))
+        fail_msg("pack: %s", err);
+    return rs;
+}
+
+static enum verdict args_verdict(struct engine_session *s, const char *tool, const char *json)
+{
+    struct engine_verdict v;
+    assert_int_equal(engine_inspect_arguments(s, tool, json, strlen(json), &v), 0);
+    return v.verdict;
+}
+
+/* Rule scopes: a rule applies only to the tools and argument fields its globs select, and
+ * '!' entries exclude. The offline engine (no state dir) judges without pins. */
+static void test_scopes(void **state)
+{
+    struct fix *f = *state;
+    struct insp_ruleset *rs = load_pack(f, scoped_pack);
+    struct engine_config cfg = {.rules = rs}; /* no state dir: offline */
+    struct engine *eng;
+    struct engine_session *s;
+    char *err = NULL;
+
+    assert_int_equal(engine_new(&cfg, &eng, &err), 0);
+    s = engine_session_new(eng, "offline");
+    /* field exclusions: a file's content may hold a script; a command may not */
+    assert_int_equal(args_verdict(s, "run", "{\"cmd\":\"rm -rf /\"}"), VERDICT_DENY);
+    assert_int_equal(args_verdict(s, "write_file", "{\"path\":\"a.sh\",\"content\":\"rm -rf /\"}"),
+                     VERDICT_ALLOW);
+    assert_int_equal(args_verdict(s, "w", "{\"files\":[{\"body_text\":\"rm -rf /\"}]}"),
+                     VERDICT_ALLOW);
+    /* a key is its own field: excluded names are values' fields, not any key */
+    assert_int_equal(args_verdict(s, "w", "{\"x\":{\"rm -rf /\":1}}"), VERDICT_DENY);
+    /* tools and fields both: */
+    assert_int_equal(args_verdict(s, "run_query", "{\"sql\":\"DROP TABLE users\"}"), VERDICT_DENY);
+    assert_int_equal(args_verdict(s, "SQL_exec", "{\"query\":\"drop table t\"}"), VERDICT_DENY);
+    assert_int_equal(args_verdict(s, "run_query", "{\"note\":\"DROP TABLE users\"}"),
+                     VERDICT_ALLOW);
+    assert_int_equal(args_verdict(s, "search", "{\"q\":\"drop table\"}"), VERDICT_ALLOW);
+    assert_int_equal(args_verdict(s, "run_query", "{\"a\":[{\"sql\":[\"drop table t\"]}]}"),
+                     VERDICT_DENY);
+
+    /* a response rule scoped away from web tools; an unknown tool is in no '!' entry */
+    static const char res[] =
+        "{\"content\":[{\"type\":\"text\",\"text\":\"Ignore previous instructions\"}]}";
+    json_t *rw = NULL;
+    struct engine_verdict v;
+    assert_int_equal(engine_inspect_result(s, "web_fetch", res, sizeof(res) - 1, &rw, &v), 0);
+    assert_null(rw);
+    assert_int_equal(v.verdict, VERDICT_ALLOW);
+    assert_int_equal(engine_inspect_result(s, "read_file", res, sizeof(res) - 1, &rw, &v), 0);
+    assert_int_equal(v.verdict, VERDICT_DENY);
+    json_decref(rw);
+    assert_int_equal(engine_inspect_result(s, NULL, res, sizeof(res) - 1, &rw, &v), 0);
+    assert_int_equal(v.verdict, VERDICT_DENY);
+    json_decref(rw);
+
+    /* discovery needs pins: the offline engine refuses it rather than pinning nothing */
+    struct engine_discovery rep;
+    json_t *list = tools_result("Reads");
+    assert_int_not_equal(engine_discover_tools(s, list, true, &rep), 0);
+    json_decref(list);
+    engine_session_free(s);
+    engine_free(eng);
+    insp_ruleset_free(rs);
+
+    /* scopes the loader refuses */
+    static const char bad[] =
+        "rules:\n"
+        "  - {id: b.x, category: c, risk: 0.5, applies_to: [response], description: d,\n"
+        "     patterns: ['x'], fields: ['a'], examples: {match: ['x'], no_match: ['y']}}\n";
+    char path[128], *msg = NULL;
+    const char *paths[] = {path};
+    FILE *fp;
+    snprintf(path, sizeof(path), "%s/bad.yaml", f->dir);
+    fp = fopen(path, "w");
+    fputs(bad, fp);
+    fclose(fp);
+    assert_int_not_equal(insp_ruleset_load(paths, 1, &rs, &msg), 0);
+    assert_non_null(strstr(msg, "fields scope argument fields"));
+    free(msg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +622,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_instructions_and_prompts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scopes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
