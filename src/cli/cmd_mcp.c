@@ -12,8 +12,6 @@
 #include "inspect/inspect.h"
 #include "proxy/proxy.h"
 
-extern char **environ;
-
 static const char usage[] =
     "Usage: clampd mcp --downstream \"COMMAND [ARGS...]\" [options]\n"
     "\n"
@@ -62,34 +60,6 @@ struct mcp_opts {
     size_t n_env;
     int verbose;
 };
-
-/* Builds the downstream's environment: ours minus CLAMPD_*, then the --env additions
- * (which replace an inherited variable of the same name). */
-static char **build_env(char **add, size_t n_add)
-{
-    size_t n = 0, k = 0;
-    char **env;
-
-    while (environ[n])
-        n++;
-    env = calloc(n + n_add + 1, sizeof(*env));
-    if (!env)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        const char *eq = strchr(environ[i], '=');
-        bool replaced = false;
-        if (strncmp(environ[i], "CLAMPD_", 7) == 0)
-            continue; /* SECURITY: clampd's API keys never reach the downstream */
-        for (size_t j = 0; eq && j < n_add; j++)
-            if (strncmp(add[j], environ[i], (size_t)(eq - environ[i]) + 1) == 0)
-                replaced = true;
-        if (!replaced)
-            env[k++] = environ[i];
-    }
-    for (size_t j = 0; j < n_add; j++)
-        env[k++] = add[j];
-    return env;
-}
 
 static int parse_opts(int argc, char **argv, struct mcp_opts *o)
 {
@@ -159,7 +129,6 @@ static int run(struct mcp_opts *o)
     size_t nwords = 0;
     struct engine *eng = NULL;
     struct insp_ruleset *rules = NULL;
-    char *cache = NULL;
     int rc = PROXY_EXIT_USAGE;
 
     if (clampd_split_words(o->downstream, &words, &nwords, &err)) {
@@ -167,17 +136,12 @@ static int run(struct mcp_opts *o)
         goto out;
     }
     dir = cli_state_dir(o->state_dir, true);
-    env = build_env(o->env_add, o->n_env);
+    env = cli_child_env(o->env_add, o->n_env);
     if (!dir || !env)
         goto out;
-    if (!o->n_rules && getenv("CLAMPD_RULES"))
-        o->rules[o->n_rules++] = getenv("CLAMPD_RULES");
     /* SECURITY: rules that do not load stop clampd; it never runs without its checks. */
-    cache = cli_cache_dir();
-    if (insp_ruleset_load_cached(o->n_rules ? o->rules : NULL, o->n_rules, cache, &rules, &err)) {
-        fprintf(stderr, "clampd mcp: rules: %s\n", err ? err : "cannot load");
+    if (cli_load_rules("mcp", (const char **)o->rules, o->n_rules, &rules))
         goto out;
-    }
     clog_info("%zu rules loaded", insp_ruleset_count(rules));
     struct engine_config ecfg = {
         .state_dir = dir, .agent_id = o->agent_id, .pin_mode = o->pin_mode, .rules = rules};
@@ -190,7 +154,6 @@ static int run(struct mcp_opts *o)
 out:
     engine_free(eng);
     insp_ruleset_free(rules);
-    free(cache);
     clampd_free_words(words);
     free(env);
     free(dir);

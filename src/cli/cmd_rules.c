@@ -82,7 +82,6 @@ int cmd_rules(int argc, char **argv)
     const char *category = NULL, *sub;
     size_t n_paths = 0;
     struct insp_ruleset *rs = NULL;
-    char *err = NULL, *cache = NULL;
     int c, rc = 1;
 
     if (!paths)
@@ -103,18 +102,11 @@ int cmd_rules(int argc, char **argv)
         fputs(usage, stderr);
         goto out;
     }
-    if (!n_paths && getenv("CLAMPD_RULES"))
-        paths[n_paths++] = getenv("CLAMPD_RULES");
-    cache = cli_cache_dir();
-    if (insp_ruleset_load_cached(n_paths ? paths : NULL, n_paths, cache, &rs, &err)) {
-        fprintf(stderr, "clampd rules: %s\n", err ? err : "cannot load the rules");
+    if (cli_load_rules("rules", paths, n_paths, &rs))
         goto out;
-    }
     rc = strcmp(sub, "list") == 0 ? list(rs, category) : test(rs);
 out:
     insp_ruleset_free(rs);
-    free(err);
-    free(cache);
     free(paths);
     return rc;
 }

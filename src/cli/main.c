@@ -19,6 +19,8 @@ static const char usage[] =
     "           (clampd mcp --downstream \"npx -y @modelcontextprotocol/server-filesystem /tmp\")\n"
     "  tools    list, approve or revoke pinned tool contract hashes\n"
     "  rules    list the detection rule packs and check their examples\n"
+    "  inspect  judge tool descriptions, call arguments or results offline (JSON Lines)\n"
+    "  scan     start an MCP server, list its tools and report what the rules find\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help\n"
@@ -51,6 +53,10 @@ int main(int argc, char **argv)
         return cmd_tools(argc - 1, argv + 1);
     if (strcmp(argv[1], "rules") == 0)
         return cmd_rules(argc - 1, argv + 1);
+    if (strcmp(argv[1], "inspect") == 0)
+        return cmd_inspect(argc - 1, argv + 1);
+    if (strcmp(argv[1], "scan") == 0)
+        return cmd_scan(argc - 1, argv + 1);
     fprintf(stderr, "clampd: unknown command '%s'\n\n%s", argv[1], usage);
     return 1;
 }

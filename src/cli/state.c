@@ -1,4 +1,5 @@
-/* state: where clampd keeps pins (and later audit and keys). */
+/* state: where clampd keeps pins (and later audit and keys), its rules, and what a
+ * downstream it starts inherits. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "core/core.h"
+#include "inspect/inspect.h"
 
 /* Creates every missing directory of path with mode 0700. */
 static int mkdirs(const char *path)
@@ -66,4 +68,50 @@ char *cli_cache_dir(void)
     else
         return NULL;
     return mkdirs(buf) ? NULL : strdup(buf); /* no cache is slower, not wrong */
+}
+
+int cli_load_rules(const char *cmd, const char **paths, size_t n_paths, struct insp_ruleset **out)
+{
+    char *cache = cli_cache_dir(), *err = NULL;
+    const char *env = getenv("CLAMPD_RULES");
+    int rc;
+
+    if (!n_paths && env && *env) {
+        paths = &env;
+        n_paths = 1;
+    }
+    rc = insp_ruleset_load_cached(n_paths ? paths : NULL, n_paths, cache, out, &err);
+    if (rc)
+        fprintf(stderr, "clampd %s: rules: %s\n", cmd, err ? err : "cannot load");
+    free(err);
+    free(cache);
+    return rc;
+}
+
+extern char **environ;
+
+char **cli_child_env(char *const *add, size_t n_add)
+{
+    size_t n = 0, k = 0;
+    char **env;
+
+    while (environ[n])
+        n++;
+    env = calloc(n + n_add + 1, sizeof(*env));
+    if (!env)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(environ[i], '=');
+        bool replaced = false;
+        if (strncmp(environ[i], "CLAMPD_", 7) == 0)
+            continue; /* SECURITY: clampd's API keys never reach the downstream */
+        for (size_t j = 0; eq && j < n_add; j++)
+            if (strncmp(add[j], environ[i], (size_t)(eq - environ[i]) + 1) == 0)
+                replaced = true;
+        if (!replaced)
+            env[k++] = environ[i];
+    }
+    for (size_t j = 0; j < n_add; j++)
+        env[k++] = add[j];
+    return env;
 }

@@ -75,9 +75,13 @@ export function clampdArgs(downstreamArgv, { stateDir, agentId, env = {}, pinMod
 }
 
 /** Runs a `clampd` subcommand to completion (e.g. `tools list`). */
-export function runClampd(args, { timeout = 20000 } = {}) {
+export function runClampd(args, { timeout = 20000, input } = {}) {
   return new Promise((resolve) => {
-    const p = spawn(CLAMPD, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(CLAMPD, args, { stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    if (input !== undefined) {
+      p.stdin.on("error", () => {});
+      p.stdin.end(input);
+    }
     let out = "";
     let err = "";
     p.stdout.on("data", (d) => (out += d));
