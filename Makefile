@@ -7,7 +7,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= 2
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps check unit e2e conformance asan fuzz bench demo clean format
+.PHONY: all deps check unit e2e conformance asan fuzz bench eval demo clean format
 
 all:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -36,6 +36,10 @@ fuzz:
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCLAMPD_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
 	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# Recall and false-positive rate of the built-in rules on the labelled corpus (tests/corpus).
+eval: all
+	@XDG_CACHE_HOME=$(CURDIR)/$(BUILD)/cache node scripts/eval.mjs --clampd $(BUILD)/clampd
 
 bench: all
 	CLAMPD_BIN=$(CURDIR)/$(BUILD)/clampd bench/run.sh

@@ -100,24 +100,61 @@ static int scan(struct walk *w, const char *text, size_t len)
 
 static int walk_value(struct walk *w, struct jrpc_slice v);
 
-static int scan_string(struct walk *w, struct jrpc_slice tok)
+/* Appends the decoded string tok and a newline to the text being collected. */
+static int add_string(struct walk *w, struct jrpc_slice tok)
 {
     long n;
 
-    dbuf_reset(&w->text);
-    if (dbuf_reserve(&w->text, tok.n))
+    if (dbuf_reserve(&w->text, tok.n + 1))
         return ERR_NOMEM;
-    n = jrpc_string_decode(tok, w->text.ptr, tok.n + 1);
+    n = jrpc_string_decode(tok, w->text.ptr + w->text.len, tok.n + 1);
     /* SECURITY: a string we cannot decode as the server will is scanned as raw bytes */
-    return n < 0 ? scan(w, tok.p, tok.n) : scan(w, w->text.ptr, (size_t)n);
+    if (n < 0)
+        memcpy(w->text.ptr + w->text.len, tok.p, tok.n);
+    w->text.len += n < 0 ? tok.n : (size_t)n;
+    w->text.ptr[w->text.len++] = '\n';
+    return 0;
+}
+
+static bool trim_is_string(struct jrpc_slice *v)
+{
+    while (v->n && (*v->p == ' ' || *v->p == '\t' || *v->p == '\n' || *v->p == '\r'))
+        v->p++, v->n--;
+    return v->n && *v->p == '"';
+}
+
+/* One object of a result: binary payloads are not text the model reads. A "blob" string is
+ * base64 by definition (resource contents); a "data" string is skipped only in an item
+ * whose "type" is image or audio, wherever the members come. */
+struct object {
+    struct walk *w;
+    struct jrpc_slice data;
+    bool has_data, binary;
+};
+
+static bool key_is(const char *key, size_t klen, const char *name)
+{
+    return klen == strlen(name) && memcmp(key, name, klen) == 0;
 }
 
 static int on_member(void *ctx, const char *key, size_t klen, struct jrpc_slice v)
 {
-    struct walk *w = ctx;
-    /* A result's keys are its structure (content, type, text…), not text for the model. */
-    int rc = key && w->target != INSP_RESPONSE ? scan(w, key, klen) : 0;
-    return rc ? rc : walk_value(w, v);
+    struct object *o = ctx;
+
+    if (key_is(key, klen, "type") && trim_is_string(&v) && v.n < 16) {
+        char t[16];
+        long n = jrpc_string_decode(v, t, sizeof(t));
+        o->binary =
+            (n == 5 && memcmp(t, "image", 5) == 0) || (n == 5 && memcmp(t, "audio", 5) == 0);
+    }
+    if (key_is(key, klen, "blob") && trim_is_string(&v))
+        return 0;
+    if (key_is(key, klen, "data") && trim_is_string(&v)) {
+        o->data = v;
+        o->has_data = true;
+        return 0;
+    }
+    return walk_value(o->w, v);
 }
 
 static int on_element(void *ctx, size_t index, struct jrpc_slice v)
@@ -126,21 +163,25 @@ static int on_element(void *ctx, size_t index, struct jrpc_slice v)
     return walk_value(ctx, v);
 }
 
+/* Collects every text of a result (keys are its structure, not text for the model). */
 static int walk_value(struct walk *w, struct jrpc_slice v)
 {
     int rc;
 
-    while (v.n && (*v.p == ' ' || *v.p == '\t' || *v.p == '\n' || *v.p == '\r'))
-        v.p++, v.n--;
-    if (!v.n)
-        return 0;
-    if (*v.p == '"')
-        return scan_string(w, v);
-    if (*v.p != '{' && *v.p != '[')
+    if (trim_is_string(&v))
+        return add_string(w, v);
+    if (!v.n || (*v.p != '{' && *v.p != '['))
         return 0; /* numbers, true, false, null */
     if (++w->depth > CLAMPD_MAX_JSON_DEPTH)
         return ERR_TOO_BIG;
-    rc = *v.p == '{' ? jrpc_object_each(v, on_member, w) : jrpc_array_each(v, on_element, w);
+    if (*v.p == '{') {
+        struct object o = {.w = w};
+        rc = jrpc_object_each(v, on_member, &o);
+        if (!rc && o.has_data && !o.binary)
+            rc = add_string(w, o.data);
+    } else {
+        rc = jrpc_array_each(v, on_element, w);
+    }
     w->depth--;
     return rc;
 }
@@ -166,11 +207,15 @@ int engine__classify_raw(struct engine_session *s, int target, const char *tool,
     if (!s->engine->rules || !s->scratch)
         return s->engine->rules ? ERR_NOMEM : 0;
     /* Arguments: every leaf in every decoded form (normalize.h). Results can be megabytes
-     * of text: their strings are scanned as decoded from JSON only. */
+     * of text: their strings, decoded from JSON, are joined with newlines and scanned in
+     * one pass (one scan per string costs more than the scanning on JSON-heavy results).
+     * A match across two strings is possible and errs towards finding too much. */
     if (target == INSP_ARGUMENTS)
         return insp_flatten(json, len, on_leaf, &w);
     dbuf_init(&w.text, CLAMPD_MAX_MESSAGE);
     rc = walk_value(&w, (struct jrpc_slice){json, len});
+    if (!rc)
+        rc = scan(&w, w.text.ptr ? w.text.ptr : "", w.text.len);
     dbuf_free(&w.text);
     return rc;
 }

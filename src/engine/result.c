@@ -16,10 +16,18 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Keys whose values are binary (base64 images, audio, blobs), not text the model reads. */
-static bool binary_key(const char *key)
+/* Binary payloads, not text the model reads: a resource's "blob" string, and the "data"
+ * string of an image or audio item (as classify.c skips them). */
+static bool binary_member(const json_t *obj, const char *key, const json_t *value)
 {
-    return strcmp(key, "data") == 0 || strcmp(key, "blob") == 0;
+    const char *type = json_string_value(json_object_get(obj, "type"));
+
+    if (!json_is_string(value))
+        return false;
+    if (strcmp(key, "blob") == 0)
+        return true;
+    return strcmp(key, "data") == 0 && type &&
+           (strcmp(type, "image") == 0 || strcmp(type, "audio") == 0);
 }
 
 struct redact_walk {
@@ -66,7 +74,7 @@ static void redact_tree(struct redact_walk *w, json_t *value, int depth)
     }
     if (json_is_object(value)) {
         json_object_foreach (value, key, item) {
-            if (!binary_key(key))
+            if (!binary_member(value, key, item))
                 redact_tree(w, item, depth + 1);
         }
     } else if (json_is_array(value)) {

@@ -19,12 +19,22 @@ struct insp_db {
     size_t n;
 };
 
+/* The databases of one target:
+ *   BYTES   byte-mode patterns, scanned on the text
+ *   UTF8    UTF-8 patterns, scanned on the text when it is valid UTF-8
+ *   SPAN    rules with a validator or redact: start of match reported, every match
+ *   SPACED  byte-mode patterns whose only whitespace is \s, \s+ or \s*, rewritten to a single
+ *           space (' ', ' ', ' ?') and scanned on the text with every run of whitespace
+ *           collapsed to one space. Same matches (a few more: \s on a run of two), but
+ *           "ignore\s+previous" becomes the literal "ignore previous", which Hyperscan's
+ *           literal matcher finds many times faster than a chain of short literals and
+ *           class repeats. */
+enum insp_db_kind { INSP_DB_BYTES = 0, INSP_DB_UTF8, INSP_DB_SPAN, INSP_DB_SPACED, INSP_DB__KINDS };
+
 struct insp_ruleset {
     struct insp_rule *rules;
     size_t n, cap;
-    /* [target][kind]: 0 byte-mode patterns, 1 UTF-8 patterns, 2 span patterns (rules with
-     * a validator or redact: start of match reported, every match, no SINGLEMATCH) */
-    struct insp_db db[INSP__TARGETS][3];
+    struct insp_db db[INSP__TARGETS][INSP_DB__KINDS];
 };
 
 struct insp_span {
@@ -34,6 +44,7 @@ struct insp_span {
 
 struct insp_scratch {
     hs_scratch_t *hs;
+    struct dbuf spaced;      /* the text being scanned, whitespace runs collapsed */
     struct insp_span *spans; /* redaction candidates of the current scan */
     size_t n_spans, cap_spans;
     unsigned char *seen; /* one byte per rule: reported in this scan */
@@ -42,8 +53,16 @@ struct insp_scratch {
 
 int insp__ruleset_add(struct insp_ruleset *rs, struct insp_rule *r);
 void insp__rule_deinit(struct insp_rule *r);
-/* Which database of a target a rule's patterns go to (0, 1 or 2, as above). */
+/* Which database of a target a rule's patterns go to (BYTES, UTF8 or SPAN), and where its
+ * pattern k goes (SPACED when it was rewritten for collapsed whitespace). */
 int insp__db_kind(const struct insp_rule *r);
+int insp__pattern_kind(const struct insp_rule *r, size_t k);
+/* Rewrites a pattern for whitespace-collapsed text; NULL when it has no \s to rewrite, or
+ * uses whitespace in a way the rewrite would change (literal tabs or newlines, \n, counted
+ * or lazy \s repeats, a literal space next to \s, \Q...\E). */
+char *insp__spaced_pattern(const char *p);
+/* Writes text with every run of [\t\n\v\f\r ] replaced by one space into out. */
+int insp__collapse_space(const char *text, size_t len, struct dbuf *out);
 void insp__strv_free(struct insp_strv *sv);
 char *insp__join(const char *dir, const char *file);
 /* Compiles the databases, or loads them from cache_dir (may be NULL: no cache). */

@@ -45,6 +45,8 @@ struct insp_rule {
     char *redact;  /* response rules: redact the span as [REDACTED:<redact>] */
     char *file;    /* where it was defined, for messages */
     int line;
+    char **spaced; /* internal (scan.c): per pattern, its form for whitespace-collapsed text
+                    * (NULL: the pattern is scanned on the text as it is) */
 };
 
 struct insp_ruleset;

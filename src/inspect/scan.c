@@ -65,6 +65,11 @@ void insp__rule_deinit(struct insp_rule *r)
     insp__strv_free(&r->fields);
     insp__strv_free(&r->match);
     insp__strv_free(&r->no_match);
+    if (r->spaced)
+        for (size_t i = 0; i < r->patterns.n; i++)
+            free(r->spaced[i]);
+    free(r->spaced);
+    r->spaced = NULL;
 }
 
 char *insp__join(const char *dir, const char *file)
@@ -101,7 +106,7 @@ void insp_ruleset_free(struct insp_ruleset *rs)
         insp__rule_deinit(&rs->rules[i]);
     free(rs->rules);
     for (int t = 0; t < INSP__TARGETS; t++)
-        for (int u = 0; u < 3; u++) {
+        for (int u = 0; u < INSP_DB__KINDS; u++) {
             hs_free_database(rs->db[t][u].db);
             free(rs->db[t][u].rule_of);
         }
@@ -124,10 +129,11 @@ const struct insp_rule *insp_ruleset_rule(const struct insp_ruleset *rs, size_t 
  * every pattern with its flags, in order), written atomically with mode 0600. */
 
 #define CACHE_KEY_HEX 64
-#define CACHE_MAGIC "clampd-hsdb-1\n"
+#define CACHE_MAGIC "clampd-hsdb-2\n"
 
-static void cache_key(const struct insp_ruleset *rs, const char **exprs[INSP__TARGETS][3],
-                      unsigned *flags[INSP__TARGETS][3], char hex[CACHE_KEY_HEX + 1])
+static void cache_key(const struct insp_ruleset *rs,
+                      const char **exprs[INSP__TARGETS][INSP_DB__KINDS],
+                      unsigned *flags[INSP__TARGETS][INSP_DB__KINDS], char hex[CACHE_KEY_HEX + 1])
 {
     crypto_hash_sha256_state st;
     unsigned char h[32];
@@ -138,7 +144,7 @@ static void cache_key(const struct insp_ruleset *rs, const char **exprs[INSP__TA
     if (hs_populate_platform(&plat) == HS_SUCCESS)
         crypto_hash_sha256_update(&st, (const unsigned char *)&plat, sizeof(plat));
     for (int t = 0; t < INSP__TARGETS; t++)
-        for (int u = 0; u < 3; u++) {
+        for (int u = 0; u < INSP_DB__KINDS; u++) {
             uint64_t n = rs->db[t][u].n;
             crypto_hash_sha256_update(&st, (const unsigned char *)&n, sizeof(n));
             for (size_t i = 0; i < n; i++) {
@@ -175,7 +181,7 @@ static int cache_load(struct insp_ruleset *rs, const char *dir, const char *key)
         memcmp(magic, CACHE_MAGIC, sizeof(CACHE_MAGIC) - 1) != 0)
         goto out;
     for (int t = 0; t < INSP__TARGETS; t++)
-        for (int u = 0; u < 3; u++) {
+        for (int u = 0; u < INSP_DB__KINDS; u++) {
             uint64_t len;
             char *buf;
             if (fread(&len, sizeof(len), 1, f) != 1 || (len == 0) != (rs->db[t][u].n == 0) ||
@@ -195,7 +201,7 @@ static int cache_load(struct insp_ruleset *rs, const char *dir, const char *key)
 out:
     if (rc) /* a partial load is undone: everything is compiled afresh */
         for (int t = 0; t < INSP__TARGETS; t++)
-            for (int u = 0; u < 3; u++) {
+            for (int u = 0; u < INSP_DB__KINDS; u++) {
                 hs_free_database(rs->db[t][u].db);
                 rs->db[t][u].db = NULL;
             }
@@ -215,7 +221,7 @@ static void cache_store(const struct insp_ruleset *rs, const char *dir, const ch
     bool ok = f && fwrite(CACHE_MAGIC, 1, sizeof(CACHE_MAGIC) - 1, f) == sizeof(CACHE_MAGIC) - 1;
 
     for (int t = 0; ok && t < INSP__TARGETS; t++)
-        for (int u = 0; ok && u < 3; u++) {
+        for (int u = 0; ok && u < INSP_DB__KINDS; u++) {
             char *bytes = NULL;
             size_t len = 0;
             uint64_t n;
@@ -243,8 +249,133 @@ static void cache_store(const struct insp_ruleset *rs, const char *dir, const ch
 int insp__db_kind(const struct insp_rule *r)
 {
     if (r->validator > 0 || r->redact)
-        return 2;
-    return r->flags & INSP_FLAG_UTF8 ? 1 : 0;
+        return INSP_DB_SPAN;
+    return r->flags & INSP_FLAG_UTF8 ? INSP_DB_UTF8 : INSP_DB_BYTES;
+}
+
+int insp__pattern_kind(const struct insp_rule *r, size_t k)
+{
+    int kind = insp__db_kind(r);
+    return kind == INSP_DB_BYTES && r->spaced && r->spaced[k] ? INSP_DB_SPACED : kind;
+}
+
+/* ---- whitespace-collapsed scanning (see INSP_DB_SPACED) ---- */
+
+char *insp__spaced_pattern(const char *p)
+{
+    size_t n = strlen(p), o = 0;
+    char *out = malloc(n + 1);
+    bool in_class = false, any = false;
+
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == '\\' && i + 1 < n) {
+            char e = p[i + 1];
+            /* escapes that name whitespace other than through \s */
+            if (strchr("ntrvfQ", e) ||
+                (e == 'x' && i + 3 < n && p[i + 2] == '0' && strchr("9aAbBcCdD", p[i + 3])) ||
+                (e == 'x' && i + 3 < n && p[i + 2] == '2' && p[i + 3] == '0'))
+                goto no;
+            if (e == 's' && !in_class) {
+                char q = i + 2 < n ? p[i + 2] : '\0', lazy = i + 3 < n ? p[i + 3] : '\0';
+                if (q == '{' || ((q == '+' || q == '*' || q == '?') && lazy == '?') ||
+                    (o && out[o - 1] == ' ') || (i + 2 < n && (q == ' ' || q == '\t')) ||
+                    (q != '\0' && i + 3 < n && (q == '+' || q == '*' || q == '?') && lazy == ' '))
+                    goto no; /* counted or lazy repeats, or next to a literal space */
+                out[o++] = ' ';
+                if (q == '*' || q == '?')
+                    out[o++] = '?';
+                i += 1 + (q == '+' || q == '*' || q == '?');
+                any = true;
+                continue;
+            }
+            out[o++] = c;
+            out[o++] = e;
+            i++;
+            continue;
+        }
+        if (c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f')
+            goto no;
+        if (c == ' ' && !in_class && o && out[o - 1] == ' ')
+            goto no; /* two spaces: the collapsed text never has them */
+        if (c == '[' && !in_class) {
+            in_class = true;
+            out[o++] = c;
+            /* ']' or '^]' first in a class is literal */
+            if (i + 1 < n && p[i + 1] == '^')
+                out[o++] = p[++i];
+            if (i + 1 < n && p[i + 1] == ']')
+                out[o++] = p[++i];
+            continue;
+        }
+        if (c == ']' && in_class)
+            in_class = false;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    if (any)
+        return out;
+no:
+    free(out);
+    return NULL;
+}
+
+static bool is_space(unsigned char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+int insp__collapse_space(const char *text, size_t len, struct dbuf *out)
+{
+    const unsigned char *p = (const unsigned char *)text, *end = p + len;
+    int rc;
+
+    dbuf_reset(out);
+    if ((rc = dbuf_reserve(out, len)))
+        return rc;
+    unsigned char *w = (unsigned char *)out->ptr;
+    while (p < end) {
+        /* bytes above ' ' are copied eight at a time while none is <= ' ' */
+        while (end - p >= 8) {
+            uint64_t v;
+            memcpy(&v, p, 8);
+            /* a byte <= 0x20 (has-less-than trick, bytes < 0x80; others fall to the slow
+             * path below) */
+            if (((v - 0x2121212121212121ull) & ~v & 0x8080808080808080ull) != 0)
+                break;
+            memcpy(w, p, 8);
+            w += 8, p += 8;
+        }
+        if (p == end)
+            break;
+        if (is_space(*p)) {
+            *w++ = ' ';
+            while (++p < end && is_space(*p))
+                ;
+            continue;
+        }
+        *w++ = *p++;
+    }
+    out->len = (size_t)(w - (unsigned char *)out->ptr);
+    return 0;
+}
+
+/* Rewrites the patterns of each byte-mode rule for the SPACED database. */
+static int prepare_spaced(struct insp_ruleset *rs)
+{
+    for (size_t i = 0; i < rs->n; i++) {
+        struct insp_rule *r = &rs->rules[i];
+        if (r->spaced || insp__db_kind(r) != INSP_DB_BYTES)
+            continue;
+        r->spaced = calloc(r->patterns.n, sizeof(char *));
+        if (!r->spaced)
+            return ERR_NOMEM;
+        for (size_t k = 0; k < r->patterns.n; k++)
+            r->spaced[k] = insp__spaced_pattern(r->patterns.v[k]);
+    }
+    return 0;
 }
 
 static unsigned hs_flags(const struct insp_rule *r)
@@ -273,8 +404,9 @@ static int collect(struct insp_ruleset *rs, int t, int kind, struct insp_db *d, 
 
     *exprs = NULL, *flags = NULL;
     for (size_t i = 0; i < rs->n; i++)
-        if ((rs->rules[i].targets & 1u << t) && insp__db_kind(&rs->rules[i]) == kind)
-            n += rs->rules[i].patterns.n;
+        if (rs->rules[i].targets & 1u << t)
+            for (size_t k = 0; k < rs->rules[i].patterns.n; k++)
+                n += insp__pattern_kind(&rs->rules[i], k) == kind;
     d->n = n;
     if (n == 0)
         return 0;
@@ -286,12 +418,14 @@ static int collect(struct insp_ruleset *rs, int t, int kind, struct insp_db *d, 
     n = 0;
     for (size_t i = 0; i < rs->n; i++) {
         const struct insp_rule *r = &rs->rules[i];
-        if (!(r->targets & 1u << t) || insp__db_kind(r) != kind)
+        if (!(r->targets & 1u << t))
             continue;
-        for (size_t k = 0; k < r->patterns.n; k++, n++) {
-            (*exprs)[n] = r->patterns.v[k];
+        for (size_t k = 0; k < r->patterns.n; k++) {
+            if (insp__pattern_kind(r, k) != kind)
+                continue;
+            (*exprs)[n] = kind == INSP_DB_SPACED ? r->spaced[k] : r->patterns.v[k];
             (*flags)[n] = hs_flags(r);
-            d->rule_of[n] = (unsigned)i;
+            d->rule_of[n++] = (unsigned)i;
         }
     }
     return 0;
@@ -328,13 +462,13 @@ static int compile_one(struct insp_ruleset *rs, struct insp_db *d, const char **
 
 int insp__compile(struct insp_ruleset *rs, const char *cache_dir, char **errmsg)
 {
-    const char **exprs[INSP__TARGETS][3] = {{0}};
-    unsigned *flags[INSP__TARGETS][3] = {{0}};
+    const char **exprs[INSP__TARGETS][INSP_DB__KINDS] = {{0}};
+    unsigned *flags[INSP__TARGETS][INSP_DB__KINDS] = {{0}};
     char key[CACHE_KEY_HEX + 1];
-    int rc = 0;
+    int rc = prepare_spaced(rs);
 
     for (int t = 0; !rc && t < INSP__TARGETS; t++)
-        for (int u = 0; !rc && u < 3; u++)
+        for (int u = 0; !rc && u < INSP_DB__KINDS; u++)
             rc = collect(rs, t, u, &rs->db[t][u], &exprs[t][u], &flags[t][u]);
     if (!rc)
         cache_key(rs, exprs, flags, key);
@@ -342,14 +476,14 @@ int insp__compile(struct insp_ruleset *rs, const char *cache_dir, char **errmsg)
     if (!rc && cache_dir && cache_load(rs, cache_dir, key) == 0)
         goto out;
     for (int t = 0; !rc && t < INSP__TARGETS; t++)
-        for (int u = 0; !rc && u < 3; u++)
+        for (int u = 0; !rc && u < INSP_DB__KINDS; u++)
             if (rs->db[t][u].n)
                 rc = compile_one(rs, &rs->db[t][u], exprs[t][u], flags[t][u], errmsg);
     if (!rc && cache_dir)
         cache_store(rs, cache_dir, key);
 out:
     for (int t = 0; t < INSP__TARGETS; t++)
-        for (int u = 0; u < 3; u++) {
+        for (int u = 0; u < INSP_DB__KINDS; u++) {
             free(exprs[t][u]);
             free(flags[t][u]);
         }
@@ -364,8 +498,9 @@ struct insp_scratch *insp_scratch_new(const struct insp_ruleset *rs)
         return NULL;
     sc->n_rules = rs->n;
     sc->seen = calloc(rs->n ? rs->n : 1, 1);
+    dbuf_init(&sc->spaced, CLAMPD_MAX_MESSAGE);
     for (int t = 0; sc->seen && t < INSP__TARGETS; t++)
-        for (int u = 0; u < 3; u++)
+        for (int u = 0; u < INSP_DB__KINDS; u++)
             if (rs->db[t][u].db && hs_alloc_scratch(rs->db[t][u].db, &sc->hs) != HS_SUCCESS) {
                 insp_scratch_free(sc);
                 return NULL;
@@ -382,6 +517,7 @@ void insp_scratch_free(struct insp_scratch *sc)
     if (!sc)
         return;
     hs_free_scratch(sc->hs);
+    dbuf_free(&sc->spaced);
     free(sc->seen);
     free(sc->spans);
     free(sc);
@@ -391,8 +527,9 @@ struct scan_ctx {
     const struct insp_ruleset *rs;
     const struct insp_db *d;
     struct insp_scratch *sc;
-    const char *text;
-    size_t len;
+    const char *text; /* what the database scans */
+    const char *orig; /* the text as given (structured checks read it) */
+    size_t orig_len;
     insp_match_fn fn;
     void *ctx;
     int stopped;
@@ -430,7 +567,8 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
     unsigned rule = c->d->rule_of[id];
 
     (void)fl;
-    if (c->d == &c->rs->db[0][2] || c->d == &c->rs->db[1][2] || c->d == &c->rs->db[2][2]) {
+    if (c->d == &c->rs->db[0][INSP_DB_SPAN] || c->d == &c->rs->db[1][INSP_DB_SPAN] ||
+        c->d == &c->rs->db[2][INSP_DB_SPAN]) {
         if (!take_span(c, rule, (size_t)from, (size_t)to))
             return 0;
     }
@@ -438,7 +576,7 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
         return 0;
     c->sc->seen[rule] = 1;
     /* a structured check runs once per rule and text, after a pattern matched */
-    if (c->rs->rules[rule].check && !insp__check(c->rs->rules[rule].check, c->text, c->len))
+    if (c->rs->rules[rule].check && !insp__check(c->rs->rules[rule].check, c->orig, c->orig_len))
         return 0;
     c->stopped = c->fn(c->ctx, rule);
     return c->stopped ? 1 : 0;
@@ -450,6 +588,12 @@ static bool utf8_valid(const unsigned char *p, size_t n)
     unsigned cp;
 
     while (p < end) {
+        uint64_t w;
+        /* ASCII eight bytes at a time: most text is */
+        while (end - p >= 8 && (memcpy(&w, p, 8), !(w & 0x8080808080808080ull)))
+            p += 8;
+        if (p == end)
+            break;
         size_t k = *p < 0x80 ? 1 : clampd_utf8_next(p, end, &cp);
         if (!k)
             return false;
@@ -467,19 +611,27 @@ int insp_scan(const struct insp_ruleset *rs, struct insp_scratch *sc, enum insp_
         return ERR_INVAL;
     memset(sc->seen, 0, rs->n);
     sc->n_spans = 0;
-    for (int u = 0; u < 3; u++) {
-        struct scan_ctx c = {rs, &rs->db[target][u], sc, text, len, fn, ctx, 0, false};
+    for (int u = 0; u < INSP_DB__KINDS; u++) {
+        struct scan_ctx c = {rs, &rs->db[target][u], sc, text, text, len, fn, ctx, 0, false};
+        size_t n = len;
         hs_error_t e;
 
         if (!c.d->db)
             continue;
-        if (u == 1 && !utf8_checked) {
+        if (u == INSP_DB_UTF8 && !utf8_checked) {
             utf8_ok = utf8_valid((const unsigned char *)text, len);
             utf8_checked = true;
         }
-        if (u == 1 && !utf8_ok)
+        if (u == INSP_DB_UTF8 && !utf8_ok)
             continue; /* UTF-8 patterns only see valid UTF-8 */
-        e = hs_scan(c.d->db, text, (unsigned)len, 0, sc->hs, on_match, &c);
+        if (u == INSP_DB_SPACED) {
+            int rc = insp__collapse_space(text, len, &sc->spaced);
+            if (rc)
+                return rc;
+            c.text = sc->spaced.ptr ? sc->spaced.ptr : "";
+            n = sc->spaced.len;
+        }
+        e = hs_scan(c.d->db, c.text, (unsigned)n, 0, sc->hs, on_match, &c);
         if (c.overflow)
             return ERR_TOO_BIG;
         if (e == HS_SCAN_TERMINATED || c.stopped)
