@@ -43,6 +43,7 @@ eval: all
 
 bench: all
 	CLAMPD_BIN=$(CURDIR)/$(BUILD)/clampd bench/run.sh
+	$(BUILD)/bench_scan
 
 demo:
 	@scripts/demo.sh

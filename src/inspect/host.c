@@ -435,22 +435,28 @@ static void bare(struct finder *f, const char *t, size_t n, size_t from, size_t 
             return;
     }
     int dots = 0;
-    bool numeric = host > 0;
+    size_t digits = 0;
+    bool numeric = host > 0, hex = false;
     for (size_t i = 0; i < host; i++) {
         dots += s[i] == '.';
+        digits += is_digit(s[i]);
+        hex |= s[i] == 'x' || s[i] == 'X';
         if (!(clampd_hexval(s[i]) >= 0 || s[i] == '.' || s[i] == 'x' || s[i] == 'X'))
             numeric = false;
     }
-    if (numeric && dots == 3) {
-        note(f, s, host, true);
+    if (numeric) {
+        /* Numbers are everywhere (counts, versions, times): bare, only a dotted quad is an
+         * address, or a shorter form with a port that no number or time has: 0x7f000001:80,
+         * 2130706433:80, 127.1:80 (not 10:30). */
+        if (dots == 3 || (port && (hex || dots > 0 || digits >= 9)))
+            note(f, s, host, dots == 3 && !port);
         return;
     }
     if (port || pathy || alone) {
         struct insp_host h;
-        if (numeric && !(port || alone))
-            return; /* "10.5/2" is arithmetic, not a host */
+        /* bare names: localhost, metadata names, wildcard-DNS names (not .local etc.) */
         if (insp_host_classify(s, host, &h) == 0 && (h.is_ip || h.cls != INSP_HOST_PRIVATE))
-            note(f, s, host, !numeric); /* bare names only: localhost, metadata, nip.io */
+            note(f, s, host, false);
     }
 }
 

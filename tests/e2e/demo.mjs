@@ -2,7 +2,9 @@
 // The README's demo: a real MCP client session (the official SDK client) through
 // `clampd mcp` in front of real MCP servers.
 //   1. @modelcontextprotocol/server-filesystem on a temp dir: calls go through; a call to a
-//      tool the server never listed is blocked.
+//      tool the server never listed is blocked; reads of ../../etc/passwd and ~/.ssh/id_rsa
+//      are refused by the rules; a file with a card number, an IBAN and an AWS key comes
+//      back with them redacted.
 //   2. A rug pull: a server's tool is pinned in one session, its description is changed to
 //      a poisoned one, and in the next session clampd withholds it and blocks the call.
 // Usage: node demo.mjs [path/to/clampd]
@@ -66,6 +68,16 @@ async function filesystemDemo() {
     say(`read_text_file ${p} ->\n  ${d ? `BLOCKED (${d.error_code}: ${d.rule_ids.join(", ")})` : text(r)}`);
     if (d?.error_code !== "rule_match") throw new Error(`${p} was not refused by the rules`);
   }
+  const planted = path.join(root, "customers.csv");
+  fs.writeFileSync(planted,
+    "name,card,iban,note\n" +
+    "Ada Lovelace,4539 1488 0343 6467,GB82 WEST 1234 5698 7654 32,deploy key AKIAIOSFODNN7EXAMPLE\n" +
+    "Order 4539148803436468,(an order number: fails Luhn),,\n");
+  r = await client.callTool({ name: "read_text_file", arguments: { path: planted } });
+  say(`read_text_file customers.csv (a card, an IBAN and an AWS key id planted) ->\n  ${text(r).replace(/\n/g, "\n  ")}`);
+  const red = r._meta?.["clampd/redactions"];
+  say(`  _meta["clampd/redactions"] = ${JSON.stringify(red)}`);
+  if (!red || /4539 1488|GB82 WEST|AKIAIOSFODNN7EXAMPLE/.test(text(r))) throw new Error("planted PII/secret was not redacted");
   await client.close();
 }
 

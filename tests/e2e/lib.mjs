@@ -117,8 +117,10 @@ export async function connect(target, { capabilities = {}, handlers = [], notifi
     command = CLAMPD;
     args = clampdArgs(target.clampd, target);
   }
-  // The SDK passes only a few variables on; clampd's compiled-rules cache location too.
-  const cache = process.env.XDG_CACHE_HOME ? { XDG_CACHE_HOME: process.env.XDG_CACHE_HOME } : {};
+  // The SDK passes only a few variables on; clampd's compiled-rules cache location and rule
+  // packs (CLAMPD_RULES) too.
+  const cache = {};
+  for (const k of ["XDG_CACHE_HOME", "CLAMPD_RULES"]) if (process.env[k]) cache[k] = process.env[k];
   const transport = new StdioClientTransport({ command, args, env: { ...getDefaultEnvironment(), ...cache, ...env }, stderr: "pipe" });
   let stderr = "";
   transport.stderr.on("data", (d) => (stderr += d));

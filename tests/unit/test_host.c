@@ -145,6 +145,14 @@ static void test_find(void **state)
         {"meeting at 12:30:45 on 2024-05-01", 0},
         {"git@github.com:org/repo.git", 0},
         {"see file.local for details", 0},
+        /* numbers, decimals and times are not hosts, bare */
+        {"0.5", 0},
+        {"2", 0},
+        {"2130706433", 0},
+        {"meeting at 10:30, room 0x1f", 0},
+        {"10:30", 0},
+        {"127.1:80", LOOP | OBF},
+        {"2130706433:6379", LOOP | OBF},
     };
     (void)state;
 
