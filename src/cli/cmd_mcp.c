@@ -40,6 +40,12 @@ static const char usage[] =
     "                        match of risk >= 0.7 denies the call (rule_match), >= 0.4 flags\n"
     "                        it in the log; and tool descriptions at discovery: a tool whose\n"
     "                        description matches at >= 0.7 is withheld (tool_poisoned).\n"
+    "  --poisoned MODE       withhold (default): a poisoned tool is not offered and calls to\n"
+    "                        it are denied. mark: it is offered with its findings in\n"
+    "                        _meta[\"clampd/findings\"] and its calls judged like any other.\n"
+    "                        Either way, ANSI escapes and invisible characters are removed\n"
+    "                        from every tool's descriptions and titles before the client\n"
+    "                        sees them.\n"
     "  --relist-interval S   re-list the downstream's tools every S seconds to catch silent\n"
     "                        changes (default 300; 0 turns it off). clampd always re-lists at\n"
     "                        once on notifications/tools/list_changed.\n"
@@ -59,6 +65,7 @@ struct mcp_opts {
     char **env_add;
     size_t n_env;
     int verbose;
+    bool offer_poisoned;
 };
 
 static int parse_opts(int argc, char **argv, struct mcp_opts *o)
@@ -70,6 +77,7 @@ static int parse_opts(int argc, char **argv, struct mcp_opts *o)
                                           {"pin-mode", required_argument, NULL, 'p'},
                                           {"relist-interval", required_argument, NULL, 'r'},
                                           {"rules", required_argument, NULL, 'R'},
+                                          {"poisoned", required_argument, NULL, 'P'},
                                           {"verbose", no_argument, NULL, 'v'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
@@ -82,6 +90,13 @@ static int parse_opts(int argc, char **argv, struct mcp_opts *o)
         case 's': o->state_dir = optarg; break;
         case 'v': o->verbose++; break;
         case 'R': o->rules[o->n_rules++] = optarg; break;
+        case 'P':
+            if (strcmp(optarg, "withhold") != 0 && strcmp(optarg, "mark") != 0) {
+                fprintf(stderr, "clampd mcp: --poisoned is withhold or mark, not '%s'\n", optarg);
+                return 1;
+            }
+            o->offer_poisoned = strcmp(optarg, "mark") == 0;
+            break;
         case 'h': fputs(usage, stdout); return 0;
         case 'e':
             if (!strchr(optarg, '=') || optarg[0] == '=') {
@@ -143,8 +158,11 @@ static int run(struct mcp_opts *o)
     if (cli_load_rules("mcp", (const char **)o->rules, o->n_rules, &rules))
         goto out;
     clog_info("%zu rules loaded", insp_ruleset_count(rules));
-    struct engine_config ecfg = {
-        .state_dir = dir, .agent_id = o->agent_id, .pin_mode = o->pin_mode, .rules = rules};
+    struct engine_config ecfg = {.state_dir = dir,
+                                 .agent_id = o->agent_id,
+                                 .pin_mode = o->pin_mode,
+                                 .rules = rules,
+                                 .offer_poisoned = o->offer_poisoned};
     if (engine_new(&ecfg, &eng, &err)) {
         fprintf(stderr, "clampd mcp: %s\n", err ? err : "cannot start the engine");
         goto out;

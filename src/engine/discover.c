@@ -9,6 +9,7 @@
  */
 #include "engine/engine-int.h"
 #include "inspect/inspect.h"
+#include "inspect/normalize.h"
 
 #include <string.h>
 
@@ -166,23 +167,82 @@ int engine_inspect_tool(struct engine_session *s, const json_t *tool, struct eng
     return 0;
 }
 
-/* Scans what the model reads of a tool (name, description, schema, annotations) with the
- * description rules; a match at the deny risk marks the tool poisoned: withheld, and its
- * calls denied with the rules named. SECURITY: an error in the scan withholds it too. */
-static int check_poisoning(struct engine_session *s, json_t *set, const char *name, json_t *tool,
-                           struct engine_discovery *rep)
+/* Adds _meta["clampd/findings"] = {verdict, risk, rule_ids} to a tool offered with
+ * findings. */
+static int annotate_findings(json_t *tool, const struct engine_verdict *v)
 {
-    struct engine_verdict v;
+    json_t *meta = json_object_get(tool, "_meta"), *ids = json_array();
 
-    engine_inspect_tool(s, tool, &v);
-    if (v.verdict != VERDICT_DENY)
+    for (size_t i = 0; ids && i < v->n_rule_ids; i++)
+        json_array_append_new(ids, json_string(v->rule_ids[i]));
+    return !ids || json_object_set_new(meta, "clampd/findings",
+                                       json_pack("{s:s, s:f, s:o}", "verdict",
+                                                 v->verdict == VERDICT_DENY ? "deny" : "flag",
+                                                 "risk", v->risk, "rule_ids", ids))
+               ? ERR_NOMEM
+               : 0;
+}
+
+/* Removes ANSI escapes, control, zero-width, bidi and tag characters from every string
+ * under a "description" or "title" key of value (the tool, its schemas, its annotations):
+ * text a person reviewing the tool would not see is not passed on to the model. */
+static int strip_hidden(json_t *value, bool text, int depth, struct dbuf *buf)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+    int rc = 0;
+
+    if (depth > CLAMPD_MAX_JSON_DEPTH)
+        return ERR_TOO_BIG;
+    if (json_is_string(value) && text) {
+        dbuf_reset(buf);
+        rc = insp_strip_hidden(json_string_value(value), json_string_length(value), buf);
+        if (rc > 0)
+            rc = json_string_setn(value, buf->ptr ? buf->ptr : "", buf->len) ? ERR_NOMEM : 0;
+        return rc;
+    }
+    if (json_is_object(value)) {
+        json_object_foreach (value, key, item) {
+            if (strcmp(key, "_meta") == 0)
+                continue;
+            rc = strip_hidden(item, strcmp(key, "description") == 0 || strcmp(key, "title") == 0,
+                              depth + 1, buf);
+            if (rc)
+                break;
+        }
+    } else if (json_is_array(value)) {
+        json_array_foreach (value, i, item) {
+            if ((rc = strip_hidden(item, text, depth + 1, buf)))
+                break;
+        }
+    }
+    return rc;
+}
+
+/* Scans what the model reads of a tool (name, description, schema, annotations) with the
+ * description rules. A match at the deny risk marks the tool poisoned: withheld, and its
+ * calls denied with the rules named (SECURITY: an error in the scan withholds it too),
+ * unless the engine offers poisoned tools marked. *v receives the verdict. */
+static int check_poisoning(struct engine_session *s, json_t *set, const char *name, json_t *tool,
+                           struct engine_discovery *rep, struct engine_verdict *v)
+{
+    int rc = engine_inspect_tool(s, tool, v);
+
+    if (v->verdict != VERDICT_DENY)
         return 0;
-    clog_warn("POISONED: tool '%.128s' withheld: its description or schema matches %s", name,
-              v.reason);
     rep->poisoned++;
+    if (s->engine->offer_poisoned && !rc) {
+        clog_warn("POISONED: tool '%.128s' offered marked (--poisoned mark): its description or"
+                  " schema matches %s",
+                  name, v->reason);
+        return 0;
+    }
+    clog_warn("POISONED: tool '%.128s' withheld: its description or schema matches %s", name,
+              v->reason);
     json_t *entry = json_object_get(set, name);
     if (json_object_set_new(entry, "state", json_integer(TOOL_POISONED)) ||
-        json_object_set_new(entry, "rules", json_string(v.reason)))
+        json_object_set_new(entry, "rules", json_string(v->reason)))
         return ERR_NOMEM;
     return 0;
 }
@@ -248,12 +308,22 @@ static int discover_one(struct engine_session *s, json_t *set, json_t *page, jso
     rep->held += o == PIN_OUT_NEW_HELD;
     if (state_of(o) != TOOL_OK)
         return 0;
-    rc = check_poisoning(s, set, name, tool, rep);
+    struct engine_verdict v;
+    rc = check_poisoning(s, set, name, tool, rep, &v);
     if (rc ||
         json_integer_value(json_object_get(json_object_get(set, name), "state")) == TOOL_POISONED)
         return rc;
     *keep = true;
-    return annotate(tool, hash);
+    rc = annotate(tool, hash);
+    if (!rc && v.verdict != VERDICT_ALLOW)
+        rc = annotate_findings(tool, &v);
+    if (!rc) {
+        struct dbuf buf;
+        dbuf_init(&buf, CLAMPD_MAX_MESSAGE);
+        rc = strip_hidden(tool, false, 0, &buf);
+        dbuf_free(&buf);
+    }
+    return rc;
 }
 
 /* SECURITY: a result carrying "Tools" beside "tools" (or "Instructions", "NextCursor"…)

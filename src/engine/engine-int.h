@@ -27,6 +27,7 @@ struct engine {
     struct engine__pins pins;
     const struct insp_ruleset *rules;
     double deny_risk, flag_risk;
+    bool offer_poisoned;
 };
 
 enum tool_state { TOOL_OK = 0, TOOL_CHANGED, TOOL_HELD, TOOL_POISONED };

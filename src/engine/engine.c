@@ -25,6 +25,7 @@ int engine_new(const struct engine_config *cfg, struct engine **out, char **errm
     e->rules = cfg->rules;
     e->deny_risk = cfg->deny_risk > 0 ? cfg->deny_risk : 0.7;
     e->flag_risk = cfg->flag_risk > 0 ? cfg->flag_risk : 0.4;
+    e->offer_poisoned = cfg->offer_poisoned;
     clampd_random_hex(e->reqid_prefix, 8);
     /* offline inspection (state_dir NULL) has no pins; discovery then refuses to run */
     rc = path ? engine__pins_open(&e->pins, path, true, errmsg) : 0;

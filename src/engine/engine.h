@@ -35,6 +35,8 @@ struct engine_config {
                                        * the engine), or NULL for no rule inspection */
     double deny_risk;                 /* a rule hit at or above this risk denies (default 0.7) */
     double flag_risk;                 /* ... at or above this flags the call (default 0.4) */
+    bool offer_poisoned; /* a poisoned tool is offered with its findings in _meta instead of
+                          * withheld, and its calls are judged like any other's */
 };
 
 struct engine;

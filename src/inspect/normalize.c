@@ -83,6 +83,68 @@ static int strip_invisible(const char *in, size_t len, struct dbuf *out)
     return rc ? rc : changed;
 }
 
+/* ---- text shown to a model, cleaned ---- */
+
+/* Length of the ANSI escape sequence at p (ESC already seen at p[0]): CSI "ESC [ params
+ * final", OSC/DCS/APC/PM/SOS "ESC ] ... BEL or ESC \\", or a two-byte "ESC x". */
+static size_t ansi_len(const unsigned char *p, const unsigned char *end)
+{
+    const unsigned char *q = p + 1;
+
+    if (q >= end)
+        return 1;
+    if (*q == '[') {
+        for (q++; q < end && *q >= 0x20 && *q < 0x40; q++)
+            ;
+        return (size_t)(q < end && *q >= 0x40 && *q < 0x7f ? q + 1 - p : q - p);
+    }
+    if (*q == ']' || *q == 'P' || *q == 'X' || *q == '^' || *q == '_') {
+        for (q++; q < end; q++) {
+            if (*q == 0x07)
+                return (size_t)(q + 1 - p);
+            if (*q == 0x1b && q + 1 < end && q[1] == '\\')
+                return (size_t)(q + 2 - p);
+        }
+        return (size_t)(end - p);
+    }
+    return 2;
+}
+
+int insp_strip_hidden(const char *in, size_t len, struct dbuf *out)
+{
+    const unsigned char *p = (const unsigned char *)in, *end = p + len, *done = p;
+    unsigned prev = 0;
+    bool changed = false;
+    int rc = 0;
+
+    while (p < end && !rc) {
+        unsigned cp = *p;
+        size_t k = cp < 0x80 ? 1 : clampd_utf8_next(p, end, &cp);
+        bool drop;
+        if (k == 0) { /* not UTF-8: kept, as the bytes are */
+            p++, prev = 0;
+            continue;
+        }
+        if (cp == 0x1b)
+            k = ansi_len(p, end);
+        drop = cp == 0x1b || (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') ||
+               (cp >= 0x7f && cp <= 0x9f) ||
+               (is_invisible(cp) && drop_invisible(cp, prev, p + k, end));
+        if (!drop) {
+            prev = cp;
+            p += k;
+            continue;
+        }
+        changed = true;
+        rc = dbuf_add(out, done, (size_t)(p - done));
+        p += k;
+        done = p;
+    }
+    if (!rc && changed)
+        rc = dbuf_add(out, done, (size_t)(end - done));
+    return rc ? rc : changed;
+}
+
 /* ---- NFKC (libunistring) ---- */
 
 /* Normalises each maximal run of valid UTF-8 that is not plain ASCII; bytes that are not

@@ -137,6 +137,13 @@ int insp_flatten(const char *json, size_t len, insp_leaf_fn fn, void *ctx);
  * insp_flatten(). */
 int insp_normalize_text(const char *text, size_t len, insp_leaf_fn fn, void *ctx);
 
+/* Writes text without what a person reading it would not see but a model would read:
+ * ANSI escape sequences (CSI, OSC, DCS...), other C0 and C1 control characters (tab, CR
+ * and LF stay), zero-width and bidi controls, and Unicode tag characters (removed, not
+ * turned into ASCII). Bytes that are not UTF-8 stay. Returns 1 (out holds the text), 0
+ * (nothing to remove; out unspecified) or a negative error. */
+int insp_strip_hidden(const char *in, size_t len, struct dbuf *out);
+
 /* Short name of one layer bit ("percent", "html", ...), or "?" for anything else. */
 const char *insp_layer_name(unsigned layer);
 

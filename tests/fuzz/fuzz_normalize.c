@@ -3,7 +3,8 @@
  * valid JSON is flattened (as a tools/call's arguments are); every input is also
  * normalised as a plain text (descriptions, result texts carry any bytes). Checks what
  * callers rely on: paths are NUL-terminated lines of the stated length, every leaf starts
- * with its raw form, no form of a leaf repeats, and the derived bytes stay within budget.
+ * with its raw form, no form of a leaf repeats, and the derived bytes stay within budget;
+ * and insp_strip_hidden() only ever removes.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -69,5 +70,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         insp_flatten((const char *)data, size, on_leaf, &c);
     memset(&c, 0, sizeof(c));
     insp_normalize_text((const char *)data, size, on_leaf, &c);
+    /* what is shown to a model: only removes, never adds */
+    struct dbuf out;
+    dbuf_init(&out, size + 1);
+    int rc = insp_strip_hidden((const char *)data, size, &out);
+    if (rc < 0 || (rc == 1 && out.len >= size) || (rc == 0 && out.len != 0))
+        abort();
+    dbuf_free(&out);
     return 0;
 }

@@ -534,6 +534,43 @@ static void test_path_canonical(void **state)
     expect_text_form("//fileserver/share/../admin$", "//fileserver/admin$", INSP_LAYER_PATH);
 }
 
+static void expect_stripped(const char *in, const char *want)
+{
+    struct dbuf out;
+    int rc;
+
+    dbuf_init(&out, 1 << 20);
+    rc = insp_strip_hidden(in, strlen(in), &out);
+    if (!want) {
+        assert_int_equal(rc, 0);
+    } else {
+        assert_int_equal(rc, 1);
+        if (out.len != strlen(want) || memcmp(out.ptr, want, out.len) != 0)
+            fail_msg("[%s] gave [%.*s], want [%s]", in, (int)out.len, out.ptr, want);
+    }
+    dbuf_free(&out);
+}
+
+/* Text shown to the model loses what a reviewer would not see. */
+static void test_strip_hidden(void **state)
+{
+    (void)state;
+    expect_stripped("plain text, tabs\tand\nlines", NULL);
+    expect_stripped("caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac", NULL);
+    expect_stripped("a\x1b[8mhidden\x1b[0mb", "ahiddenb");
+    expect_stripped("link \x1b]8;;http://evil\x07text\x1b]8;;\x07 end", "link text end");
+    expect_stripped("x\x1b]0;title\x1b\\y", "xy");
+    expect_stripped("ig\xe2\x80\x8bnore", "ignore"); /* zero-width space */
+    expect_stripped("\xe2\x80\xae"
+                    "evil\xe2\x80\xac",
+                    "evil");                                     /* bidi override */
+    expect_stripped("ok\xf3\xa0\x81\x89\xf3\xa0\x81\xa7", "ok"); /* tag characters */
+    expect_stripped("bell\x07 nul-less \x7f del \xc2\x85 nel", "bell nul-less  del  nel");
+    /* ZWJ inside an emoji sequence stays */
+    expect_stripped("\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x92\xbb", NULL);
+    expect_stripped("\xff\xfe raw bytes", NULL);
+}
+
 /* ---- limits and errors ---- */
 
 static char *repeat(const char *head, const char *unit, size_t n, const char *tail)
@@ -715,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_nested),
         cmocka_unit_test(test_benign),
         cmocka_unit_test(test_path_canonical),
+        cmocka_unit_test(test_strip_hidden),
         cmocka_unit_test(test_leaf_limit),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_byte_limit),
