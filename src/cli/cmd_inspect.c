@@ -232,6 +232,8 @@ int cmd_inspect(int argc, char **argv)
                 usage);
         goto out;
     }
+    /* the verdicts are the output: the engine's per-call warnings would only repeat them */
+    clog_set_level(CLOG_ERROR);
     if (cli_load_rules("inspect", paths, n_paths, &rs))
         goto out;
     rc = run(k, rs);

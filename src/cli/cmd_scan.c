@@ -422,6 +422,8 @@ int cmd_scan(int argc, char **argv)
                 usage);
         goto out;
     }
+    /* the verdicts are the output: the engine's per-call warnings would only repeat them */
+    clog_set_level(CLOG_ERROR);
     if (clampd_split_words(downstream, &words, &nwords, &err)) {
         fprintf(stderr, "clampd scan: --downstream: %s\n", err ? err : "cannot split");
         goto out;

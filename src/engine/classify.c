@@ -26,6 +26,8 @@ struct walk {
     size_t path_len;
     char field[128]; /* the name of the member holding the leaf, once asked for */
     bool have_field;
+    uint32_t *seen_in; /* per rule: the leaf (generation) it last matched in, or NULL */
+    uint32_t leaf_gen;
 };
 
 /* The field a leaf sits in: the last member name of its path, array indexes and the
@@ -65,7 +67,9 @@ static const char *leaf_field(struct walk *w)
 }
 
 /* DESIGN §2: each hidden encoding raises risk. A rule that matches only once percent,
- * base64, look-alike letters… were undone gains 0.1 per layer, up to 1. */
+ * base64, look-alike letters… were undone gains 0.1 per layer, up to 1. A leaf's forms
+ * come in chain order, each with the layers of the one before and more, so the first form
+ * a rule matches in has the fewest: only that one counts. */
 static double layered_risk(double risk, unsigned layers)
 {
     double r = risk + 0.1 * __builtin_popcount(layers);
@@ -77,12 +81,18 @@ static int on_rule(void *ctx, size_t rule)
     struct walk *w = ctx;
     const struct insp_rule *r = insp_ruleset_rule(w->s->engine->rules, rule);
 
-    double risk = layered_risk(r->risk, w->layers);
+    double risk;
     bool known = false;
 
     if ((r->tools.n || r->fields.n) &&
         !insp_rule_in_scope(r, w->tool, r->fields.n ? leaf_field(w) : NULL))
         return 0;
+    if (w->seen_in) {
+        if (w->seen_in[rule] == w->leaf_gen)
+            return 0; /* matched in a plainer form of this leaf already */
+        w->seen_in[rule] = w->leaf_gen;
+    }
+    risk = layered_risk(r->risk, w->layers);
     for (size_t i = 0; i < w->v->n_rule_ids; i++)
         known |= strcmp(w->v->rule_ids[i], r->id) == 0;
     if (!known && w->v->n_rule_ids < ENGINE_MAX_HITS)
@@ -191,6 +201,8 @@ static int on_leaf(void *ctx, const struct insp_leaf *leaf)
     struct walk *w = ctx;
 
     w->layers = leaf->layers;
+    if (leaf->layers == 0)
+        w->leaf_gen++; /* a new leaf (its raw form comes first) */
     if (w->target == INSP_ARGUMENTS) {
         w->path = leaf->path, w->path_len = leaf->path_len;
         w->have_field = false; /* the path buffer is reused: work the field out again */
@@ -210,8 +222,14 @@ int engine__classify_raw(struct engine_session *s, int target, const char *tool,
      * of text: their strings, decoded from JSON, are joined with newlines and scanned in
      * one pass (one scan per string costs more than the scanning on JSON-heavy results).
      * A match across two strings is possible and errs towards finding too much. */
-    if (target == INSP_ARGUMENTS)
-        return insp_flatten(json, len, on_leaf, &w);
+    if (target == INSP_ARGUMENTS) {
+        w.seen_in = calloc(insp_ruleset_count(s->engine->rules), sizeof(*w.seen_in));
+        if (!w.seen_in)
+            return ERR_NOMEM;
+        rc = insp_flatten(json, len, on_leaf, &w);
+        free(w.seen_in);
+        return rc;
+    }
     dbuf_init(&w.text, CLAMPD_MAX_MESSAGE);
     rc = walk_value(&w, (struct jrpc_slice){json, len});
     if (!rc)

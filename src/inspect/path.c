@@ -52,6 +52,8 @@ static int canon_token(const char *t, size_t n, struct dbuf *out)
         lead = (size_t)(scheme - t) + 3;
         while (lead < n && t[lead] != '/' && t[lead] != '\\')
             lead++;
+        if (lead == n)
+            return dbuf_add(out, t, n); /* no path */
         rc = dbuf_add(out, t, lead);
     } else {
         for (size_t h = 0; h < sizeof(home_vars) / sizeof(home_vars[0]); h++) {

@@ -556,6 +556,15 @@ static void test_scopes(void **state)
                      VERDICT_ALLOW);
     assert_int_equal(args_verdict(s, "w", "{\"files\":[{\"body_text\":\"rm -rf /\"}]}"),
                      VERDICT_ALLOW);
+    /* a rule that matches the raw text keeps its own risk, though later forms (here the
+     * percent-decoded one) match too; one that matches only a decoded form gains 0.1 */
+    struct engine_verdict rv;
+    static const char both[] = "{\"cmd\":\"rm -rf / %41\"}";
+    assert_int_equal(engine_inspect_arguments(s, "run", both, sizeof(both) - 1, &rv), 0);
+    assert_true(rv.risk > 0.79 && rv.risk < 0.81);
+    static const char hidden[] = "{\"cmd\":\"rm%20-rf%20/\"}";
+    assert_int_equal(engine_inspect_arguments(s, "run", hidden, sizeof(hidden) - 1, &rv), 0);
+    assert_true(rv.risk > 0.89 && rv.risk < 0.91);
     /* a key is its own field: excluded names are values' fields, not any key */
     assert_int_equal(args_verdict(s, "w", "{\"x\":{\"rm -rf /\":1}}"), VERDICT_DENY);
     /* tools and fields both: */
