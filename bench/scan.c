@@ -18,6 +18,8 @@
  * cold compile time and the cached load time. Numbers are medians of the rounds; nothing here
  * asserts a time.
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <hs/hs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,9 +308,9 @@ int main(int argc, char **argv)
 
     while ((c = getopt(argc, argv, "r:t:s:")) != -1) {
         if (c == 'r')
-            rounds = atoi(optarg);
+            rounds = (int)strtol(optarg, NULL, 10);
         else if (c == 't')
-            per_round = atof(optarg);
+            per_round = strtod(optarg, NULL);
         else if (c == 's')
             sizes = optarg;
         else {
@@ -339,9 +341,13 @@ int main(int argc, char **argv)
     if (insp_ruleset_load_cached(paths, n_paths, cache, &e.rs, &err))
         return 1;
     double warm = now() - t0;
-    char rm[64];
-    snprintf(rm, sizeof(rm), "rm -rf %s", cache);
-    if (system(rm) != 0)
+    DIR *d = opendir(cache);
+    for (struct dirent *de; d && (de = readdir(d));)
+        if (de->d_name[0] != '.')
+            unlinkat(dirfd(d), de->d_name, 0);
+    if (d)
+        closedir(d);
+    if (rmdir(cache))
         fprintf(stderr, "bench_scan: could not remove %s\n", cache);
 
     size_t n_rules = insp_ruleset_count(e.rs), per_target[INSP__TARGETS] = {0};
@@ -395,7 +401,7 @@ int main(int argc, char **argv)
             printf("%-8s %-6s", inputs[kind], tok);
             for (int m = 0; m < M__N; m++) {
                 /* BENCH_METHOD=k: measure only method k (for a profiler) */
-                if (getenv("BENCH_METHOD") && m != atoi(getenv("BENCH_METHOD")) && m)
+                if (getenv("BENCH_METHOD") && m != strtol(getenv("BENCH_METHOD"), NULL, 10) && m)
                     continue;
                 double sec = measure(&e, (enum method)m, &s, rounds, per_round);
                 size_t bytes = m == M_INSPECT ? s.result_len : s.len;
