@@ -341,12 +341,12 @@ int main(int argc, char **argv)
     if (insp_ruleset_load_cached(paths, n_paths, cache, &e.rs, &err))
         return 1;
     double warm = now() - t0;
-    DIR *d = opendir(cache);
-    for (struct dirent *de; d && (de = readdir(d));)
+    DIR *dirp = opendir(cache);
+    for (struct dirent *de; dirp && (de = readdir(dirp));)
         if (de->d_name[0] != '.')
-            unlinkat(dirfd(d), de->d_name, 0);
-    if (d)
-        closedir(d);
+            unlinkat(dirfd(dirp), de->d_name, 0);
+    if (dirp)
+        closedir(dirp);
     if (rmdir(cache))
         fprintf(stderr, "bench_scan: could not remove %s\n", cache);
 
