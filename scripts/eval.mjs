@@ -4,11 +4,16 @@
 // false-positive rate on benign cases, per target.
 //
 //   node scripts/eval.mjs [--clampd build/clampd] [--misses] [--target arguments]
+//                         [--half tune|holdout]
 //
 // A case counts as detected when clampd does not simply allow it: verdict flag or deny, or
 // (results) something was redacted. The false-positive rate is given both ways: any
 // detection, and deny only (what blocks a call or withholds a tool). --misses lists the
 // malicious cases missed and the benign ones hit, with the rules, for tuning.
+//
+// The corpus is split in two halves by a hash of each case's id: rules are tuned looking
+// only at the misses of the `tune` half, and the `holdout` half tells whether the tuning
+// generalised. Without --half both halves are counted.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -23,6 +28,17 @@ const opt = (name, def) => {
 const clampd = path.resolve(root, opt("--clampd", "build/clampd"));
 const showMisses = args.includes("--misses");
 const only = opt("--target");
+const half = opt("--half");
+if (half && half !== "tune" && half !== "holdout") {
+  console.error("eval: --half is tune or holdout");
+  process.exit(2);
+}
+// FNV-1a of the id: stable across runs and machines
+const halfOf = (id) => {
+  let h = 0x811c9dc5;
+  for (const ch of Buffer.from(String(id))) h = Math.imul(h ^ ch, 0x01000193) >>> 0;
+  return h % 2 === 0 ? "tune" : "holdout";
+};
 const targets = { arguments: 0.005, description: 0.01, response: null }; // FPR targets
 const RECALL_TARGET = 0.95;
 
@@ -40,7 +56,8 @@ for (const [target, fprTarget] of Object.entries(targets)) {
     .readFileSync(file, "utf8")
     .split("\n")
     .filter((l) => l.trim())
-    .map((l) => JSON.parse(l));
+    .map((l) => JSON.parse(l))
+    .filter((c) => !half || halfOf(c.id) === half);
   const input = cases.map((c) => JSON.stringify(c.input)).join("\n") + "\n";
   const t0 = process.hrtime.bigint();
   const r = spawnSync(clampd, ["inspect", "--kind", target], { input, maxBuffer: 1 << 30, encoding: "utf8" });
@@ -74,7 +91,7 @@ for (const [target, fprTarget] of Object.entries(targets)) {
     if ((c.label === "malicious") !== hit) misses.push({ c, o, why: hit ? "false positive" : "missed" });
   });
 
-  console.log(`\n== ${target}: ${cases.length} cases, ${(ms / 1000).toFixed(2)} s through clampd inspect${errors ? `, ${errors} input errors` : ""}`);
+  console.log(`\n== ${target}${half ? ` (${half} half)` : ""}: ${cases.length} cases, ${(ms / 1000).toFixed(2)} s through clampd inspect${errors ? `, ${errors} input errors` : ""}`);
   console.log(`  ${"category".padEnd(22)} ${"cases".padStart(6)} ${"detected".padStart(9)} ${"recall".padStart(7)} ${"denied".padStart(7)}`);
   let mal = { n: 0, hit: 0, deny: 0 };
   for (const [k, e] of [...per.entries()].sort()) {
