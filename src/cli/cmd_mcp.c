@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "core/core.h"
 #include "engine/engine.h"
+#include "policy/policy.h"
 #include "inspect/inspect.h"
 #include "proxy/proxy.h"
 
@@ -40,6 +41,13 @@ static const char usage[] =
     "                        match of risk >= 0.7 denies the call (rule_match), >= 0.4 flags\n"
     "                        it in the log; and tool descriptions at discovery: a tool whose\n"
     "                        description matches at >= 0.7 is withheld (tool_poisoned).\n"
+    "  --policy FILE         a policy (YAML, docs/policy.md): agents and their scopes,\n"
+    "                        categories, tool mappings, thresholds, rate limits. With it,\n"
+    "                        a tool that maps to no category is denied\n"
+    "                        (tool_not_classified), an agent without the category's scopes\n"
+    "                        is denied (scope_denied), over its rate is denied\n"
+    "                        (rate_limited). Without it the local agent may call every tool\n"
+    "                        it pinned, and every other check still applies.\n"
     "  --poisoned MODE       withhold (default): a poisoned tool is not offered and calls to\n"
     "                        it are denied. mark: it is offered with its findings in\n"
     "                        _meta[\"clampd/findings\"] and its calls judged like any other.\n"
@@ -66,6 +74,7 @@ struct mcp_opts {
     size_t n_env;
     int verbose;
     bool offer_poisoned;
+    const char *policy;
 };
 
 static int parse_opts(int argc, char **argv, struct mcp_opts *o)
@@ -78,6 +87,7 @@ static int parse_opts(int argc, char **argv, struct mcp_opts *o)
                                           {"relist-interval", required_argument, NULL, 'r'},
                                           {"rules", required_argument, NULL, 'R'},
                                           {"poisoned", required_argument, NULL, 'P'},
+                                          {"policy", required_argument, NULL, 'Y'},
                                           {"verbose", no_argument, NULL, 'v'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
@@ -90,6 +100,7 @@ static int parse_opts(int argc, char **argv, struct mcp_opts *o)
         case 's': o->state_dir = optarg; break;
         case 'v': o->verbose++; break;
         case 'R': o->rules[o->n_rules++] = optarg; break;
+        case 'Y': o->policy = optarg; break;
         case 'P':
             if (strcmp(optarg, "withhold") != 0 && strcmp(optarg, "mark") != 0) {
                 fprintf(stderr, "clampd mcp: --poisoned is withhold or mark, not '%s'\n", optarg);
@@ -144,6 +155,7 @@ static int run(struct mcp_opts *o)
     size_t nwords = 0;
     struct engine *eng = NULL;
     struct insp_ruleset *rules = NULL;
+    struct pol *policy = NULL;
     int rc = PROXY_EXIT_USAGE;
 
     if (clampd_split_words(o->downstream, &words, &nwords, &err)) {
@@ -157,12 +169,21 @@ static int run(struct mcp_opts *o)
     /* SECURITY: rules that do not load stop clampd; it never runs without its checks. */
     if (cli_load_rules("mcp", (const char **)o->rules, o->n_rules, &rules))
         goto out;
+    /* ... and neither does a policy that does not load */
+    if (o->policy && pol_load(o->policy, &policy, &err)) {
+        fprintf(stderr, "clampd mcp: policy: %s\n", err ? err : "cannot load");
+        goto out;
+    }
+    if (policy && !pol_has_agent(policy, o->agent_id))
+        clog_warn("agent '%s' is not in the policy %s: every call will be denied (scope_denied)",
+                  o->agent_id, o->policy);
     clog_info("%zu rules loaded", insp_ruleset_count(rules));
     struct engine_config ecfg = {.state_dir = dir,
                                  .agent_id = o->agent_id,
                                  .pin_mode = o->pin_mode,
                                  .rules = rules,
-                                 .offer_poisoned = o->offer_poisoned};
+                                 .offer_poisoned = o->offer_poisoned,
+                                 .policy = policy};
     if (engine_new(&ecfg, &eng, &err)) {
         fprintf(stderr, "clampd mcp: %s\n", err ? err : "cannot start the engine");
         goto out;
@@ -172,6 +193,7 @@ static int run(struct mcp_opts *o)
 out:
     engine_free(eng);
     insp_ruleset_free(rules);
+    pol_free(policy);
     clampd_free_words(words);
     free(env);
     free(dir);

@@ -11,15 +11,18 @@
 
 #include "cli/cli.h"
 #include "engine/engine.h"
+#include "policy/policy.h"
 
 static const char usage[] =
-    "Usage: clampd tools list [--server SERVER] [--json] [--state-dir DIR]\n"
+    "Usage: clampd tools list [--server SERVER] [--json] [--policy FILE] [--state-dir DIR]\n"
     "       clampd tools approve SERVER TOOL [--hash PREFIX]... [--command CMD] [--state-dir DIR]\n"
     "       clampd tools revoke SERVER [TOOL] [--state-dir DIR]\n"
     "\n"
     "list     every pin: server (its serverInfo.name), kind, name, status, hash, first and\n"
     "         last seen. Status 'changed' is a rug pull waiting for review; 'pending' is a\n"
-    "         new tool held back by --pin-mode strict.\n"
+    "         new tool held back by --pin-mode strict. With --policy, each tool's category\n"
+    "         in that policy, or 'UNCLASSIFIED' for a tool waiting for one (its calls are\n"
+    "         denied with tool_not_classified).\n"
     "approve  accept the new hash of a changed or pending item named TOOL on SERVER\n"
     "         (takes effect at the next tools/list of running proxies). With --hash, only\n"
     "         if the new hash starts with PREFIX (as printed in the rug-pull warning), so\n"
@@ -32,6 +35,7 @@ static const char usage[] =
     "                    ~/.local/state/clampd)\n"
     "  --json            list as JSON Lines, one pin per line\n"
     "  --server SERVER   list only the pins of that server\n"
+    "  --policy FILE     show each tool's category in this policy\n"
     "  --hash PREFIX     approve only pins whose pending hash starts with PREFIX (hex;\n"
     "                    repeatable: a tool's contract and display hashes)\n"
     "  --command CMD     approve only the pins of that downstream command line\n"
@@ -68,6 +72,7 @@ static bool is_hex(const char *s)
 struct list_opts {
     bool json;
     const char *server;
+    const struct pol *policy;
 };
 
 static int print_pin(void *ctx, const struct engine_pin *pin)
@@ -76,14 +81,21 @@ static int print_pin(void *ctx, const struct engine_pin *pin)
     bool json = lo->json;
     char first[32], last[32];
 
+    const char *cat = NULL;
+    bool is_tool = strcmp(pin->kind, "tool") == 0;
+
     if (lo->server && strcmp(lo->server, pin->server) != 0)
         return 0;
+    if (lo->policy && is_tool)
+        cat = pol_tool_category(lo->policy, pin->server, pin->name);
     if (json) {
         json_t *o = json_pack(
             "{s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:I}", "server", pin->server, "command",
             pin->command, "kind", pin->kind, "name", pin->name, "hash", pin->hash, "pending_hash",
             pin->pending_hash, "status", pin->status, "first_seen_ms",
             (json_int_t)pin->first_seen_ms, "last_seen_ms", (json_int_t)pin->last_seen_ms);
+        if (o && lo->policy && is_tool)
+            json_object_set_new(o, "category", cat ? json_string(cat) : json_null());
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
         if (s)
             puts(s);
@@ -95,6 +107,8 @@ static int print_pin(void *ctx, const struct engine_pin *pin)
 
     fmt_time(pin->first_seen_ms, first, sizeof(first));
     fmt_time(pin->last_seen_ms, last, sizeof(last));
+    if (lo->policy)
+        printf("%-20s ", !is_tool ? "-" : cat ? cat : "UNCLASSIFIED");
     printf("%-24s %-17s %-28s %-8s %.16s%s%.16s  %s  %s  %s\n",
            pin->server[0] ? printable(pin->server, srv, sizeof(srv)) : "-", pin->kind,
            pin->name[0] ? printable(pin->name, name, sizeof(name)) : "-", pin->status,
@@ -111,9 +125,11 @@ int cmd_tools(int argc, char **argv)
                                           {"hash", required_argument, NULL, 'x'},
                                           {"server", required_argument, NULL, 'S'},
                                           {"command", required_argument, NULL, 'C'},
+                                          {"policy", required_argument, NULL, 'P'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
-    const char *state = NULL, *sub, *server = NULL;
+    const char *state = NULL, *sub, *server = NULL, *policy_path = NULL;
+    struct pol *policy = NULL;
     struct engine_approval ap = {0};
     bool json = false;
     char *dir = NULL, *err = NULL;
@@ -131,6 +147,8 @@ int cmd_tools(int argc, char **argv)
             ap.command = optarg;
         else if (c == 'S')
             server = optarg;
+        else if (c == 'P')
+            policy_path = optarg;
         else if (c == 'h') {
             fputs(usage, stdout);
             return 0;
@@ -147,11 +165,19 @@ int cmd_tools(int argc, char **argv)
     dir = cli_state_dir(state, true);
     if (!dir)
         return 1;
+    if (policy_path && pol_load(policy_path, &policy, &err)) {
+        fprintf(stderr, "clampd tools: policy: %s\n", err ? err : "cannot load");
+        free(err);
+        free(dir);
+        return 1;
+    }
     if (strcmp(sub, "list") == 0 && optind == argc) {
+        if (!json && policy)
+            printf("%-20s ", "CATEGORY");
         if (!json)
             printf("%-24s %-17s %-28s %-8s %-16s  %-20s  %-20s  %s\n", "SERVER", "KIND", "NAME",
                    "STATUS", "HASH", "FIRST SEEN", "LAST SEEN", "COMMAND");
-        struct list_opts lo = {json, server};
+        struct list_opts lo = {json, server, policy};
         rc = engine_pins_each(dir, print_pin, &lo, &err) ? 1 : 0;
     } else if (strcmp(sub, "approve") == 0 && argc - optind == 2) {
         ap.server = argv[optind];
@@ -177,5 +203,6 @@ int cmd_tools(int argc, char **argv)
         fprintf(stderr, "clampd tools: %s\n", err);
     free(err);
     free(dir);
+    pol_free(policy);
     return rc;
 }

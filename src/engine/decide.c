@@ -7,6 +7,7 @@
  */
 #include "engine/engine-int.h"
 #include "inspect/inspect.h"
+#include "policy/policy.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -143,6 +144,64 @@ static void classify_arguments(struct engine_session *s, const char *tool, const
     }
 }
 
+/* Stage 2: the agent's token buckets (calls, calls to this tool, argument bytes). */
+static void rate_limit(struct engine_session *s, const struct engine_call *call,
+                       struct engine_verdict *v)
+{
+    const struct pol *p = s->engine->policy;
+    struct pol_rate r;
+    int64_t retry = 0;
+    const char *which = "";
+
+    if (!p)
+        return;
+    r = pol_agent_rate(p, s->engine->agent_id);
+    if (pol_limiter_take(s->engine->limiter, &r, s->engine->agent_id, call->tool,
+                         call->arguments_len, (int64_t)(clampd_now_ns() / 1000000u), &retry,
+                         &which))
+        return;
+    if (retry < 0)
+        set_deny(v, "rate_limited", 1.0,
+                 "agent '%.128s' is limited to %s and this call alone is larger than the limit",
+                 s->engine->agent_id, which);
+    else
+        set_deny(v, "rate_limited", 1.0, "agent '%.128s' is over its limit of %s; retry in %lld ms",
+                 s->engine->agent_id, which, (long long)retry);
+}
+
+/* Stage 7: with a policy, the tool must map to a category, and the agent must hold the
+ * category's scopes. SECURITY: an unmapped tool has no scopes: denied. */
+static void policy_stage(struct engine_session *s, const char *tool, struct engine_verdict *v)
+{
+    const struct pol *p = s->engine->policy;
+    const char *cat;
+    char missing[POL_NAME_MAX], t[ENGINE_SHQ_MAX], srv[ENGINE_SHQ_MAX];
+
+    if (!p)
+        return;
+    engine__shq(tool, t, sizeof(t));
+    engine__shq(s->server, srv, sizeof(srv));
+    cat = pol_tool_category(p, s->server, tool);
+    if (!cat) {
+        set_deny(v, "tool_not_classified", 1.0,
+                 "tool %s of server %s maps to no category in the policy, so it has no scopes;"
+                 " give it one under 'tools:' in the policy file",
+                 t, srv);
+        return;
+    }
+    if (pol_agent_allows(p, s->engine->agent_id, cat, missing, sizeof(missing)))
+        return;
+    if (!missing[0])
+        set_deny(v, "scope_denied", 1.0,
+                 "agent '%.128s' is not in the policy, so it holds no scopes (tool %s, category"
+                 " '%s')",
+                 s->engine->agent_id, t, cat);
+    else
+        set_deny(v, "scope_denied", 1.0,
+                 "agent '%.128s' lacks scope '%s', which category '%s' of tool %s requires",
+                 s->engine->agent_id, missing, cat, t);
+}
+
 /* Is raw (a validated JSON value) an object or null? */
 static bool object_or_null(const char *raw, size_t n)
 {
@@ -186,9 +245,18 @@ int engine_decide(struct engine_session *s, const struct engine_call *call,
         set_deny(out, "invalid_arguments", 1.0, "tools/call arguments must be a JSON object");
         return 0;
     }
-    check_descriptor(s, call->tool, out);
+    out->verdict = VERDICT_ALLOW;
+    rate_limit(s, call, out);
+    if (out->verdict == VERDICT_ALLOW)
+        check_descriptor(s, call->tool, out);
     if (out->verdict == VERDICT_ALLOW && call->arguments)
         classify_arguments(s, call->tool, call->arguments, call->arguments_len, out);
+    if (out->verdict != VERDICT_DENY) {
+        enum verdict was = out->verdict;
+        policy_stage(s, call->tool, out);
+        if (out->verdict != VERDICT_DENY)
+            out->verdict = was; /* a flag from the rules stays a flag */
+    }
     return 0;
 }
 

@@ -28,6 +28,8 @@ struct engine {
     const struct insp_ruleset *rules;
     double deny_risk, flag_risk;
     bool offer_poisoned;
+    const struct pol *policy;
+    struct pol_limiter *limiter; /* with a policy: the agents' token buckets */
 };
 
 enum tool_state { TOOL_OK = 0, TOOL_CHANGED, TOOL_HELD, TOOL_POISONED };

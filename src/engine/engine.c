@@ -3,6 +3,7 @@
  */
 #include "engine/engine-int.h"
 #include "inspect/inspect.h"
+#include "policy/policy.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,13 @@ int engine_new(const struct engine_config *cfg, struct engine **out, char **errm
     e->deny_risk = cfg->deny_risk > 0 ? cfg->deny_risk : 0.7;
     e->flag_risk = cfg->flag_risk > 0 ? cfg->flag_risk : 0.4;
     e->offer_poisoned = cfg->offer_poisoned;
+    e->policy = cfg->policy;
+    if (e->policy) {
+        e->deny_risk = pol_deny_risk(e->policy);
+        e->flag_risk = pol_flag_risk(e->policy);
+        if (!(e->limiter = pol_limiter_new()))
+            goto out;
+    }
     clampd_random_hex(e->reqid_prefix, 8);
     /* offline inspection (state_dir NULL) has no pins; discovery then refuses to run */
     rc = path ? engine__pins_open(&e->pins, path, true, errmsg) : 0;
@@ -44,6 +52,7 @@ void engine_free(struct engine *e)
     if (!e)
         return;
     engine__pins_close(&e->pins);
+    pol_limiter_free(e->limiter);
     free(e->state_dir);
     free(e->agent_id);
     free(e);

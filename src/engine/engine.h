@@ -25,6 +25,7 @@ enum pin_mode {
 };
 
 struct insp_ruleset;
+struct pol;
 
 struct engine_config {
     const char *state_dir; /* holds pins.db; must exist. NULL: no pin store, for offline
@@ -35,8 +36,13 @@ struct engine_config {
                                        * the engine), or NULL for no rule inspection */
     double deny_risk;                 /* a rule hit at or above this risk denies (default 0.7) */
     double flag_risk;                 /* ... at or above this flags the call (default 0.4) */
-    bool offer_poisoned; /* a poisoned tool is offered with its findings in _meta instead of
-                          * withheld, and its calls are judged like any other's */
+    bool offer_poisoned;      /* a poisoned tool is offered with its findings in _meta instead of
+                               * withheld, and its calls are judged like any other's */
+    const struct pol *policy; /* the policy (shared, not owned; must outlive the engine), or
+                               * NULL: the local agent may call every tool it pinned. With a
+                               * policy, a tool must map to a category whose scopes the
+                               * agent holds, the agent's rate limits apply, and the
+                               * policy's thresholds replace deny_risk/flag_risk. */
 };
 
 struct engine;

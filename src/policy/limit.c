@@ -1,0 +1,123 @@
+/*
+ * limit: token buckets for the rate-limit stage. A bucket holds up to `burst` tokens and
+ * refills at rate/60000 per millisecond; a call takes one (bytes: its argument length).
+ * Buckets live in one jansson object keyed by kind, agent and tool (the map is bounded:
+ * past POL_MAX_BUCKETS the least recently refilled half is dropped, which only ever
+ * forgives, never blocks, so a flood of tool names cannot grow it without limit).
+ */
+#include "policy/policy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+struct pol_limiter {
+    json_t *buckets; /* key -> [tokens, last_ms] */
+};
+
+struct pol_limiter *pol_limiter_new(void)
+{
+    struct pol_limiter *l = calloc(1, sizeof(*l));
+
+    if (l && !(l->buckets = json_object())) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void pol_limiter_free(struct pol_limiter *l)
+{
+    if (!l)
+        return;
+    json_decref(l->buckets);
+    free(l);
+}
+
+static void prune(struct pol_limiter *l, int64_t now_ms)
+{
+    const char *key;
+    json_t *v, *tmp;
+    int64_t oldest = now_ms, newest = 0;
+
+    json_object_foreach (l->buckets, key, v) {
+        int64_t t = (int64_t)json_real_value(json_array_get(v, 1));
+        oldest = t < oldest ? t : oldest;
+        newest = t > newest ? t : newest;
+    }
+    int64_t cut = oldest + (newest - oldest) / 2;
+    json_object_foreach_safe(l->buckets, tmp, key, v)
+    {
+        if ((int64_t)json_real_value(json_array_get(v, 1)) <= cut)
+            json_object_del(l->buckets, key);
+    }
+}
+
+/* Refills the bucket key (rate per minute, size burst) to now and takes cost if it can.
+ * Returns 1 taken, 0 refused (*retry_ms set), or a negative error. */
+static int take(struct pol_limiter *l, const char *key, double rate, double burst, double cost,
+                int64_t now_ms, int64_t *retry_ms)
+{
+    json_t *b = json_object_get(l->buckets, key);
+    double tokens = burst, per_ms = rate / 60000.0;
+
+    if (b) {
+        double last = json_real_value(json_array_get(b, 1));
+        tokens = json_real_value(json_array_get(b, 0)) + ((double)now_ms - last) * per_ms;
+        if (tokens > burst)
+            tokens = burst;
+    } else {
+        if (json_object_size(l->buckets) >= POL_MAX_BUCKETS)
+            prune(l, now_ms);
+        if (!(b = json_pack("[f, f]", burst, (double)now_ms)) ||
+            json_object_set_new(l->buckets, key, b))
+            return ERR_NOMEM;
+    }
+    if (tokens < cost) {
+        /* SECURITY: a call costlier than the whole bucket can never pass: say so */
+        *retry_ms = cost > burst ? -1 : (int64_t)((cost - tokens) / per_ms) + 1;
+        json_real_set(json_array_get(b, 0), tokens);
+        json_real_set(json_array_get(b, 1), (double)now_ms);
+        return 0;
+    }
+    json_real_set(json_array_get(b, 0), tokens - cost);
+    json_real_set(json_array_get(b, 1), (double)now_ms);
+    return 1;
+}
+
+bool pol_limiter_take(struct pol_limiter *l, const struct pol_rate *r, const char *agent,
+                      const char *tool, size_t len, int64_t now_ms, int64_t *retry_ms,
+                      const char **which)
+{
+    char key[2 * POL_NAME_MAX + 1100];
+    int rc;
+
+    *retry_ms = 0;
+    *which = "";
+    if (r->calls_per_minute > 0) {
+        snprintf(key, sizeof(key), "c\x1f%s", agent);
+        if ((rc = take(l, key, r->calls_per_minute, r->burst, 1, now_ms, retry_ms)) <= 0) {
+            *which = "calls per minute";
+            return false; /* SECURITY: an error here refuses too */
+        }
+    }
+    if (r->tool_calls_per_minute > 0) {
+        double burst = r->tool_calls_per_minute / 6 > 1 ? r->tool_calls_per_minute / 6 : 1;
+        snprintf(key, sizeof(key), "t\x1f%s\x1f%.1024s", agent, tool);
+        if ((rc = take(l, key, r->tool_calls_per_minute, burst, 1, now_ms, retry_ms)) <= 0) {
+            *which = "calls per minute to this tool";
+            return false;
+        }
+    }
+    if (r->bytes_per_minute > 0) {
+        snprintf(key, sizeof(key), "b\x1f%s", agent);
+        if ((rc = take(l, key, r->bytes_per_minute, r->bytes_per_minute, (double)len, now_ms,
+                       retry_ms)) <= 0) {
+            *which = "argument bytes per minute";
+            return false;
+        }
+    }
+    return true;
+}
