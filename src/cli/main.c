@@ -21,6 +21,8 @@ static const char usage[] =
     "  rules    list the detection rule packs and check their examples\n"
     "  inspect  judge tool descriptions, call arguments or results offline (JSON Lines)\n"
     "  scan     start an MCP server, list its tools and report what the rules find\n"
+    "  keys     rotate the keys that sign scope tokens, or print their JWKS\n"
+    "  token    mint a scope token, or verify one as a downstream would\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help\n"
@@ -57,6 +59,10 @@ int main(int argc, char **argv)
         return cmd_inspect(argc - 1, argv + 1);
     if (strcmp(argv[1], "scan") == 0)
         return cmd_scan(argc - 1, argv + 1);
+    if (strcmp(argv[1], "keys") == 0)
+        return cmd_keys(argc - 1, argv + 1);
+    if (strcmp(argv[1], "token") == 0)
+        return cmd_token(argc - 1, argv + 1);
     fprintf(stderr, "clampd: unknown command '%s'\n\n%s", argv[1], usage);
     return 1;
 }

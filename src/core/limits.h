@@ -27,5 +27,7 @@
 #define CLAMPD_MAX_CANONICAL (64u * 1024u * 1024u)
 /* Words in a --downstream command line. */
 #define CLAMPD_MAX_ARGV 4096u
+/* Scope-token limits (token size, lifetime, JWKS size, replay cache) are in
+ * include/clampd/verify.h, which downstream verifiers compile without this header. */
 
 #endif
