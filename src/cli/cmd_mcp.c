@@ -10,6 +10,7 @@
 #include "core/core.h"
 #include "engine/engine.h"
 #include "policy/policy.h"
+#include "token/token.h"
 #include "inspect/inspect.h"
 #include "proxy/proxy.h"
 
@@ -48,6 +49,10 @@ static const char usage[] =
     "                        is denied (scope_denied), over its rate is denied\n"
     "                        (rate_limited). Without it the local agent may call every tool\n"
     "                        it pinned, and every other check still applies.\n"
+    "  --scope-tokens        attach an Ed25519-signed scope token (docs/tokens.md) to every\n"
+    "                        allowed call, in params._meta[\"clampd/scope_token\"], bound\n"
+    "                        to the tool and its arguments (on whenever --policy is given)\n"
+    "  --token-ttl S         scope tokens' lifetime in seconds (default 60)\n"
     "  --poisoned MODE       withhold (default): a poisoned tool is not offered and calls to\n"
     "                        it are denied. mark: it is offered with its findings in\n"
     "                        _meta[\"clampd/findings\"] and its calls judged like any other.\n"
@@ -75,6 +80,8 @@ struct mcp_opts {
     int verbose;
     bool offer_poisoned;
     const char *policy;
+    bool tokens;
+    long token_ttl;
 };
 
 static int parse_opts(int argc, char **argv, struct mcp_opts *o)
@@ -88,6 +95,8 @@ static int parse_opts(int argc, char **argv, struct mcp_opts *o)
                                           {"rules", required_argument, NULL, 'R'},
                                           {"poisoned", required_argument, NULL, 'P'},
                                           {"policy", required_argument, NULL, 'Y'},
+                                          {"scope-tokens", no_argument, NULL, 'T'},
+                                          {"token-ttl", required_argument, NULL, 'L'},
                                           {"verbose", no_argument, NULL, 'v'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
@@ -101,6 +110,13 @@ static int parse_opts(int argc, char **argv, struct mcp_opts *o)
         case 'v': o->verbose++; break;
         case 'R': o->rules[o->n_rules++] = optarg; break;
         case 'Y': o->policy = optarg; break;
+        case 'T': o->tokens = true; break;
+        case 'L':
+            if (clampd_parse_long(optarg, 1, TOK_MAX_TTL, &o->token_ttl)) {
+                fprintf(stderr, "clampd mcp: --token-ttl wants seconds (1..%d)\n", TOK_MAX_TTL);
+                return 1;
+            }
+            break;
         case 'P':
             if (strcmp(optarg, "withhold") != 0 && strcmp(optarg, "mark") != 0) {
                 fprintf(stderr, "clampd mcp: --poisoned is withhold or mark, not '%s'\n", optarg);
@@ -156,6 +172,7 @@ static int run(struct mcp_opts *o)
     struct engine *eng = NULL;
     struct insp_ruleset *rules = NULL;
     struct pol *policy = NULL;
+    struct tok_keyring *keys = NULL;
     int rc = PROXY_EXIT_USAGE;
 
     if (clampd_split_words(o->downstream, &words, &nwords, &err)) {
@@ -174,6 +191,12 @@ static int run(struct mcp_opts *o)
         fprintf(stderr, "clampd mcp: policy: %s\n", err ? err : "cannot load");
         goto out;
     }
+    /* SECURITY: with a policy every allowed call carries a scope token; a key ring that
+     * cannot be opened stops clampd */
+    if ((policy || o->tokens) && tok_keyring_open(dir, true, &keys, &err)) {
+        fprintf(stderr, "clampd mcp: scope-token keys: %s\n", err ? err : "cannot open");
+        goto out;
+    }
     if (policy && !pol_has_agent(policy, o->agent_id))
         clog_warn("agent '%s' is not in the policy %s: every call will be denied (scope_denied)",
                   o->agent_id, o->policy);
@@ -183,7 +206,9 @@ static int run(struct mcp_opts *o)
                                  .pin_mode = o->pin_mode,
                                  .rules = rules,
                                  .offer_poisoned = o->offer_poisoned,
-                                 .policy = policy};
+                                 .policy = policy,
+                                 .keys = keys,
+                                 .token_ttl = o->token_ttl};
     if (engine_new(&ecfg, &eng, &err)) {
         fprintf(stderr, "clampd mcp: %s\n", err ? err : "cannot start the engine");
         goto out;
@@ -194,6 +219,7 @@ out:
     engine_free(eng);
     insp_ruleset_free(rules);
     pol_free(policy);
+    tok_keyring_free(keys);
     clampd_free_words(words);
     free(env);
     free(dir);

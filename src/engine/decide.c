@@ -8,6 +8,7 @@
 #include "engine/engine-int.h"
 #include "inspect/inspect.h"
 #include "policy/policy.h"
+#include "token/token.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -202,6 +203,48 @@ static void policy_stage(struct engine_session *s, const char *tool, struct engi
                  s->engine->agent_id, missing, cat, t);
 }
 
+/* Stage 8: the scope token of an allowed call, bound to (tool, arguments): the agent, the
+ * scopes of the tool's category (none without a policy), 60 s by default. SECURITY: a
+ * call that cannot get its token is denied, not forwarded without one. */
+static void mint_token(struct engine_session *s, const struct engine_call *call,
+                       struct engine_verdict *v)
+{
+    struct engine *e = s->engine;
+    char binding[CJSON_HEX_LEN + 1], scope[1024] = "";
+    const char *cat = e->policy ? pol_tool_category(e->policy, s->server, call->tool) : NULL;
+    json_t *args = NULL;
+    char *tok = NULL;
+    int rc = 0;
+
+    if (!e->keys)
+        return;
+    if (call->arguments)
+        args = json_loadb(call->arguments, call->arguments_len, JSON_DECODE_ANY, NULL);
+    if (call->arguments && !args)
+        rc = ERR_PARSE;
+    if (!rc)
+        rc = cjson_call_binding(call->tool, args, binding);
+    if (!rc && cat && !pol_category_scopes(e->policy, cat, scope, sizeof(scope)))
+        rc = ERR_TOO_BIG;
+    struct tok_claims c = {.sub = e->agent_id,
+                           .tool = call->tool,
+                           .binding = binding,
+                           .scope = scope,
+                           .iss = "clampd",
+                           .ttl = e->token_ttl};
+    if (!rc)
+        rc = tok_mint(e->keys, &c, &tok);
+    if (!rc && strlen(tok) >= sizeof(v->scope_token))
+        rc = ERR_TOO_BIG;
+    if (!rc)
+        memcpy(v->scope_token, tok, strlen(tok) + 1);
+    else
+        set_deny(v, "token_error", 1.0, "no scope token could be issued for this call (%s)",
+                 clampd_strerror(rc));
+    free(tok);
+    json_decref(args);
+}
+
 /* Is raw (a validated JSON value) an object or null? */
 static bool object_or_null(const char *raw, size_t n)
 {
@@ -257,6 +300,8 @@ int engine_decide(struct engine_session *s, const struct engine_call *call,
         if (out->verdict != VERDICT_DENY)
             out->verdict = was; /* a flag from the rules stays a flag */
     }
+    if (out->verdict != VERDICT_DENY)
+        mint_token(s, call, out);
     return 0;
 }
 

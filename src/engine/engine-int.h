@@ -30,6 +30,8 @@ struct engine {
     bool offer_poisoned;
     const struct pol *policy;
     struct pol_limiter *limiter; /* with a policy: the agents' token buckets */
+    const struct tok_keyring *keys;
+    long token_ttl;
 };
 
 enum tool_state { TOOL_OK = 0, TOOL_CHANGED, TOOL_HELD, TOOL_POISONED };

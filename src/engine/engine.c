@@ -28,6 +28,8 @@ int engine_new(const struct engine_config *cfg, struct engine **out, char **errm
     e->flag_risk = cfg->flag_risk > 0 ? cfg->flag_risk : 0.4;
     e->offer_poisoned = cfg->offer_poisoned;
     e->policy = cfg->policy;
+    e->keys = cfg->keys;
+    e->token_ttl = cfg->token_ttl;
     if (e->policy) {
         e->deny_risk = pol_deny_risk(e->policy);
         e->flag_risk = pol_flag_risk(e->policy);

@@ -26,6 +26,7 @@ enum pin_mode {
 
 struct insp_ruleset;
 struct pol;
+struct tok_keyring;
 
 struct engine_config {
     const char *state_dir; /* holds pins.db; must exist. NULL: no pin store, for offline
@@ -43,6 +44,9 @@ struct engine_config {
                                * policy, a tool must map to a category whose scopes the
                                * agent holds, the agent's rate limits apply, and the
                                * policy's thresholds replace deny_risk/flag_risk. */
+    const struct tok_keyring *keys; /* signs a scope token for every allowed call (shared,
+                                     * not owned), or NULL: no tokens */
+    long token_ttl;                 /* seconds (0: 60) */
 };
 
 struct engine;
@@ -113,6 +117,7 @@ bool engine_item_withheld(const struct engine_session *s, const char *kind, cons
 #define ENGINE_REQID_LEN 32
 
 #define ENGINE_MAX_HITS 16
+#define ENGINE_TOKEN_MAX 4096 /* a scope token, NUL included */
 
 struct engine_verdict {
     enum verdict verdict;
@@ -122,6 +127,8 @@ struct engine_verdict {
     char request_id[ENGINE_REQID_LEN + 1];
     const char *rule_ids[ENGINE_MAX_HITS]; /* rules that matched (owned by the ruleset) */
     size_t n_rule_ids;
+    char scope_token[ENGINE_TOKEN_MAX]; /* allowed with keys: the token for the forwarded
+                                         * call's params._meta["clampd/scope_token"]; else "" */
 };
 
 /* One tools/call as the edge parsed it (no tree is built for a call on the hot path). */

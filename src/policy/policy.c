@@ -611,6 +611,23 @@ enum pol_action pol_finding_action(const struct pol *p, const char *category)
     return POL_ACTION_DEFAULT;
 }
 
+bool pol_category_scopes(const struct pol *p, const char *category, char *out, size_t cap)
+{
+    const struct category *c = find_category(p, category);
+    size_t n = 0;
+
+    if (!c || !cap)
+        return false;
+    out[0] = '\0';
+    for (size_t i = 0; i < c->scopes.n; i++) {
+        int w = snprintf(out + n, cap - n, "%s%s", i ? " " : "", c->scopes.v[i]);
+        if (w < 0 || (size_t)w >= cap - n)
+            return false;
+        n += (size_t)w;
+    }
+    return true;
+}
+
 size_t pol_category_count(const struct pol *p)
 {
     return p->n_cats;

@@ -78,6 +78,10 @@ double pol_flag_risk(const struct pol *p);
 enum pol_fail_mode pol_fail_mode(const struct pol *p);
 enum pol_action pol_finding_action(const struct pol *p, const char *category);
 
+/* The scopes category requires, space-separated (RFC 6749 scope syntax), into out (cap
+ * bytes). Returns false for an unknown category or when they do not fit. */
+bool pol_category_scopes(const struct pol *p, const char *category, char *out, size_t cap);
+
 /* Iterates the categories (for `clampd tools list` and the dashboard). */
 size_t pol_category_count(const struct pol *p);
 const char *pol_category_name(const struct pol *p, size_t i);

@@ -72,6 +72,7 @@ struct call_scan {
     struct engine_call call;
     char name[CALL_NAME_MAX];
     unsigned seen;
+    struct jrpc_slice meta; /* params._meta's raw value, {NULL,0} when absent */
 };
 
 /* One member of a tools/call's params, read straight from the bytes (no tree). */
@@ -102,9 +103,62 @@ static int call_member(void *ctx, const char *key, size_t klen, struct jrpc_slic
         } else if (i == 1) {
             cs->call.arguments = v.p;
             cs->call.arguments_len = v.n;
+        } else if (i == 2) {
+            cs->meta = v;
         }
     }
     return 0;
+}
+
+/* The call line with params._meta["clampd/scope_token"] = token: the judged bytes, with
+ * only _meta rewritten (added as the first member of params, or the client's _meta parsed
+ * and re-emitted with the token set: SECURITY: a token the client sent is replaced, never
+ * passed on). Returns a malloc'd line and its length, or NULL. */
+static char *with_token(const char *line, size_t len, const struct jrpc_peek *pk,
+                        const struct call_scan *cs, const char *token, size_t *out_len)
+{
+    struct dbuf out;
+    const char *from, *to;
+    char *meta_text = NULL;
+    int rc = 0;
+
+    dbuf_init(&out, CLAMPD_MAX_MESSAGE + ENGINE_TOKEN_MAX + 64);
+    if (cs->meta.p) {
+        json_t *meta = json_loadb(cs->meta.p, cs->meta.n, 0, NULL);
+        if (!json_is_object(meta) ||
+            json_object_set_new(meta, "clampd/scope_token", json_string(token)) ||
+            !(meta_text = json_dumps(meta, JSON_COMPACT))) {
+            json_decref(meta);
+            return NULL;
+        }
+        json_decref(meta);
+        from = cs->meta.p, to = cs->meta.p + cs->meta.n;
+        rc = dbuf_add(&out, line, (size_t)(from - line));
+        if (!rc)
+            rc = dbuf_add(&out, meta_text, strlen(meta_text));
+    } else {
+        const char *brace = memchr(pk->params.p, '{', pk->params.n);
+        const char *q = brace ? brace + 1 : NULL;
+        while (q && q < pk->params.p + pk->params.n &&
+               (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+            q++;
+        if (!brace)
+            return NULL;
+        to = brace + 1;
+        rc = dbuf_add(&out, line, (size_t)(to - line));
+        if (!rc)
+            rc = dbuf_printf(&out, "\"_meta\":{\"clampd/scope_token\":\"%s\"}%s", token,
+                             *q == '}' ? "" : ",");
+    }
+    if (!rc)
+        rc = dbuf_add(&out, to, (size_t)(line + len - to));
+    free(meta_text);
+    if (rc) {
+        dbuf_free(&out);
+        return NULL;
+    }
+    *out_len = out.len;
+    return out.ptr; /* the buffer is the caller's now */
 }
 
 void proxy__client_call(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk)
@@ -126,12 +180,25 @@ void proxy__client_call(struct proxy *p, const char *line, size_t len, const str
         clog_warn("denied tools/call '%.128s' [%s]: %s", cs.call.tool ? cs.call.tool : "?",
                   v.request_id, v.reason);
         answer_result(p, pk->id, engine_denial_result(&v, cs.call.tool));
-    } else if (proxy__pending_add(p, pk->id, PK_TOOLS_CALL, cs.call.tool) == 0) {
-        clog_debug("allowed tools/call '%s' [%s]", cs.call.tool, v.request_id);
-        proxy__to_server(p, line, len); /* SECURITY: the very bytes that were judged */
     } else {
-        proxy__send_error(p, pk->id, JRPC_INVALID_REQUEST,
-                          "duplicate request id: a request with this id is still pending");
+        size_t n = len;
+        char *withtok = v.scope_token[0] ? with_token(line, len, pk, &cs, v.scope_token, &n) : NULL;
+        if (v.scope_token[0] && !withtok) {
+            proxy__send_error(p, pk->id, JRPC_INVALID_PARAMS,
+                              "clampd: the call's params._meta is not an object, so no scope"
+                              " token can be attached; the call was not forwarded");
+            return;
+        }
+        if (proxy__pending_add(p, pk->id, PK_TOOLS_CALL, cs.call.tool) == 0) {
+            clog_debug("allowed tools/call '%s' [%s]", cs.call.tool, v.request_id);
+            /* SECURITY: the very bytes that were judged (with the token, only _meta
+             * differs) */
+            proxy__to_server(p, withtok ? withtok : line, n);
+        } else {
+            proxy__send_error(p, pk->id, JRPC_INVALID_REQUEST,
+                              "duplicate request id: a request with this id is still pending");
+        }
+        free(withtok);
     }
 }
 

@@ -318,3 +318,43 @@ describe("the stand-alone verifier (include/clampd/verify.h)", () => {
     assert.match(out[3], /^refused no_token: /);
   });
 });
+
+describe("scope tokens on forwarded calls (clampd mcp --scope-tokens)", () => {
+  it("every allowed call reaches the server with a token bound to it, verifiable by jose and clampd", async () => {
+    const dir = tmpDir();
+    const stateDir = path.join(dir, "state");
+    const fixture = path.join(path.dirname(CLAMPD), "../tests/e2e/fixtures/metaecho.mjs");
+    const { connect, NODE } = await import("./lib.mjs");
+    const s = await connect({ clampd: [NODE, fixture], stateDir, agentId: "agent-7", extra: ["--scope-tokens"] });
+    try {
+      await s.client.listTools();
+      const args = { text: "caf\u00e9 \u2603", n: 1.5 };
+      // a client-supplied token must never be passed on
+      const r = await s.client.callTool({ name: "echo_meta", arguments: args, _meta: { "clampd/scope_token": "forged", other: 1 } });
+      assert.notEqual(r.isError, true, JSON.stringify(r));
+      const seen = JSON.parse(r.content[0].text);
+      assert.deepEqual(seen.arguments, args, "the arguments arrive as sent");
+      assert.equal(seen._meta.other, 1, "the client's other _meta entries are kept");
+      const token = seen._meta["clampd/scope_token"];
+      assert.notEqual(token, "forged");
+      const jwks = jose.createLocalJWKSet(await keysJwks(stateDir));
+      const { payload, protectedHeader } = await jose.jwtVerify(token, jwks, { algorithms: ["EdDSA"] });
+      assert.equal(protectedHeader.alg, "EdDSA");
+      assert.equal(payload.sub, "agent-7");
+      assert.equal(payload.tool, "echo_meta");
+      assert.equal(payload.binding, binding("echo_meta", args));
+      assert.ok(payload.exp - payload.iat === 60);
+      // the downstream's own check, and a replay of the same token with other arguments
+      const jwksFile = writeJwks(dir, await keysJwks(stateDir));
+      let v = await verify(dir, token, "echo_meta", JSON.stringify(args), jwksFile);
+      assert.equal(v.code, 0, v.stderr);
+      v = await verify(dir, token, "echo_meta", JSON.stringify({ ...args, text: "other" }), jwksFile);
+      assertRefused(v, "binding_mismatch");
+      // a call without _meta gets one
+      const r2 = await s.client.callTool({ name: "echo_meta", arguments: {} });
+      assert.match(JSON.parse(r2.content[0].text)._meta["clampd/scope_token"], /^[\w-]+\.[\w-]+\.[\w-]+$/);
+    } finally {
+      await s.close();
+    }
+  });
+});
