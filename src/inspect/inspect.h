@@ -156,7 +156,8 @@ int insp_host_classify(const char *host, size_t len, struct insp_host *out);
  * than public that was found, and INSP_HOSTS_OBFUSCATED. */
 unsigned insp_hosts_find(const char *text, size_t len);
 
-/* Runs the named validator ("luhn", "iban", "ssn") over s[0..n). False for an unknown
+/* Runs the named validator (luhn, iban, ssn, email, phone, the national ids and secret
+ * checksums of validate.c; docs/rules.md lists them) over s[0..n). False for an unknown
  * name. */
 bool insp_validate(const char *validator, const char *s, size_t n);
 
