@@ -4,11 +4,14 @@
  */
 #include "inspect/inspect-int.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -198,6 +201,7 @@ static int cache_load(struct insp_ruleset *rs, const char *dir, const char *key)
             free(buf);
         }
     rc = 0;
+    futimens(fileno(f), NULL); /* in use: not pruned */
 out:
     if (rc) /* a partial load is undone: everything is compiled afresh */
         for (int t = 0; t < INSP__TARGETS; t++)
@@ -211,6 +215,30 @@ out:
         close(fd);
     free(path);
     return rc;
+}
+
+/* Cache files not used for CACHE_KEEP_DAYS (a load refreshes a file's mtime) are removed
+ * when a new one is written, so editing rules does not fill the disk with 10 MB files. */
+#define CACHE_KEEP_DAYS 14
+
+static void cache_prune(const char *dir)
+{
+    DIR *d = opendir(dir);
+    time_t cut = time(NULL) - (time_t)CACHE_KEEP_DAYS * 86400;
+    struct dirent *de;
+    struct stat st;
+
+    while (d && (de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (strncmp(de->d_name, "rules-", 6) != 0 || n < 5 ||
+            strcmp(de->d_name + n - 5, ".hsdb") != 0)
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            st.st_mtime < cut && unlinkat(dirfd(d), de->d_name, 0) == 0)
+            clog_debug("removed the unused compiled-rules cache %s/%s", dir, de->d_name);
+    }
+    if (d)
+        closedir(d);
 }
 
 static void cache_store(const struct insp_ruleset *rs, const char *dir, const char *key)
@@ -238,9 +266,10 @@ static void cache_store(const struct insp_ruleset *rs, const char *dir, const ch
         ok = false;
     else if (!f && fd >= 0)
         close(fd);
-    if (ok && rename(tmp, path) == 0)
+    if (ok && rename(tmp, path) == 0) {
         clog_debug("cached the compiled rules in %s", path);
-    else if (tmp)
+        cache_prune(dir);
+    } else if (tmp)
         unlink(tmp);
     free(path);
     free(tmp);

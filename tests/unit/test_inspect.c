@@ -279,7 +279,7 @@ static void test_redact(void **state)
  * scanner as a fresh compile. */
 static void test_cache(void **state)
 {
-    char cache[128], cmd[256], *err = NULL;
+    char cache[128], cmd[1024], *err = NULL;
     const char *paths[] = {write_pack("good.yaml", good)};
     struct insp_ruleset *rs = NULL;
     struct insp_scratch *sc;
@@ -287,7 +287,11 @@ static void test_cache(void **state)
     (void)state;
 
     snprintf(cache, sizeof(cache), "%s/cache", dir);
-    snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", cache);
+    /* a cache file of other rules, unused for a month, and a recent one */
+    snprintf(cmd, sizeof(cmd),
+             "mkdir -p '%s' && touch -d '30 days ago' '%s/rules-old.hsdb' && touch"
+             " '%s/rules-recent.hsdb' '%s/notes.txt'",
+             cache, cache, cache, cache);
     assert_int_equal(system(cmd), 0);
     for (int round = 0; round < 3; round++) {
         if (round == 2) { /* damage the cache file: it must be rebuilt, not trusted */
@@ -304,6 +308,12 @@ static void test_cache(void **state)
         insp_ruleset_free(rs);
     }
     snprintf(cmd, sizeof(cmd), "ls '%s'/rules-*.hsdb >/dev/null", cache);
+    assert_int_equal(system(cmd), 0);
+    /* writing a cache file removed the one unused for a month, and nothing else */
+    snprintf(cmd, sizeof(cmd),
+             "test ! -e '%s/rules-old.hsdb' && test -e '%s/rules-recent.hsdb' && test -e"
+             " '%s/notes.txt'",
+             cache, cache, cache);
     assert_int_equal(system(cmd), 0);
 }
 
