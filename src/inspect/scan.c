@@ -58,6 +58,12 @@ void insp__strv_free(struct insp_strv *sv)
 
 void insp__rule_deinit(struct insp_rule *r)
 {
+    /* the rewritten patterns first: their count is the patterns' */
+    if (r->spaced)
+        for (size_t i = 0; i < r->patterns.n; i++)
+            free(r->spaced[i]);
+    free(r->spaced);
+    r->spaced = NULL;
     free(r->id);
     free(r->category);
     free(r->description);
@@ -68,11 +74,6 @@ void insp__rule_deinit(struct insp_rule *r)
     insp__strv_free(&r->fields);
     insp__strv_free(&r->match);
     insp__strv_free(&r->no_match);
-    if (r->spaced)
-        for (size_t i = 0; i < r->patterns.n; i++)
-            free(r->spaced[i]);
-    free(r->spaced);
-    r->spaced = NULL;
 }
 
 char *insp__join(const char *dir, const char *file)

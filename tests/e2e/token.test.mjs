@@ -332,7 +332,7 @@ describe("scope tokens on forwarded calls (clampd mcp --scope-tokens)", () => {
       // a client-supplied token must never be passed on
       const r = await s.client.callTool({ name: "echo_meta", arguments: args, _meta: { "clampd/scope_token": "forged", other: 1 } });
       assert.notEqual(r.isError, true, JSON.stringify(r));
-      const seen = JSON.parse(r.content[0].text);
+      const seen = JSON.parse(Buffer.from(r.content[0].text, "hex").toString());
       assert.deepEqual(seen.arguments, args, "the arguments arrive as sent");
       assert.equal(seen._meta.other, 1, "the client's other _meta entries are kept");
       const token = seen._meta["clampd/scope_token"];
@@ -352,7 +352,7 @@ describe("scope tokens on forwarded calls (clampd mcp --scope-tokens)", () => {
       assertRefused(v, "binding_mismatch");
       // a call without _meta gets one
       const r2 = await s.client.callTool({ name: "echo_meta", arguments: {} });
-      assert.match(JSON.parse(r2.content[0].text)._meta["clampd/scope_token"], /^[\w-]+\.[\w-]+\.[\w-]+$/);
+      assert.match(JSON.parse(Buffer.from(r2.content[0].text, "hex").toString())._meta["clampd/scope_token"], /^[\w-]+\.[\w-]+\.[\w-]+$/);
     } finally {
       await s.close();
     }
