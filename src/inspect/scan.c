@@ -632,6 +632,27 @@ static bool utf8_valid(const unsigned char *p, size_t n)
     return true;
 }
 
+/* text with every byte that does not start a valid UTF-8 sequence replaced by U+FFFD. */
+static int utf8_repair(const char *text, size_t len, struct dbuf *out)
+{
+    const unsigned char *p = (const unsigned char *)text, *end = p + len;
+    unsigned cp;
+    int rc = 0;
+
+    dbuf_reset(out);
+    while (p < end && !rc) {
+        size_t k = *p < 0x80 ? 1 : clampd_utf8_next(p, end, &cp);
+        if (k) {
+            rc = dbuf_add(out, p, k);
+            p += k;
+        } else {
+            rc = dbuf_add(out, "\xef\xbf\xbd", 3);
+            p++;
+        }
+    }
+    return rc;
+}
+
 int insp_scan(const struct insp_ruleset *rs, struct insp_scratch *sc, enum insp_target target,
               const char *text, size_t len, insp_match_fn fn, void *ctx)
 {
@@ -652,8 +673,18 @@ int insp_scan(const struct insp_ruleset *rs, struct insp_scratch *sc, enum insp_
             utf8_ok = utf8_valid((const unsigned char *)text, len);
             utf8_checked = true;
         }
-        if (u == INSP_DB_UTF8 && !utf8_ok)
-            continue; /* UTF-8 patterns only see valid UTF-8 */
+        if (u == INSP_DB_UTF8 && !utf8_ok) {
+            /* UTF-8 patterns only see valid UTF-8: SECURITY: one stray byte must not turn
+             * them off, so they scan a copy with each invalid sequence replaced by U+FFFD
+             * (what a client displays) */
+            int rc = utf8_repair(text, len, &sc->spaced);
+            if (rc)
+                return rc;
+            c.text = sc->spaced.ptr ? sc->spaced.ptr : "";
+            n = sc->spaced.len;
+            if (n > 0xffffffffu)
+                return ERR_TOO_BIG;
+        }
         if (u == INSP_DB_SPACED) {
             int rc = insp__collapse_space(text, len, &sc->spaced);
             if (rc)

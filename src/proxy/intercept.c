@@ -464,3 +464,37 @@ void proxy__relist_timed_out(struct proxy *p)
     engine_session_clear_tools(p->session);
     finish_relist(p);
 }
+
+void proxy__tool_error(struct proxy *p, const char *tool, const char *line, size_t len,
+                       const struct jrpc_peek *pk)
+{
+    json_t *msg = json_loadb(line, len, 0, NULL), *rewritten = NULL;
+    json_t *err = json_object_get(msg, "error");
+    char *raw = json_is_object(err) ? json_dumps(err, JSON_COMPACT) : NULL;
+    struct engine_verdict v;
+
+    /* A client shows a tool's error message to the model like its result: the same
+     * inspection. SECURITY: what cannot be inspected is withheld. */
+    if (!raw ||
+        engine_inspect_result(p->session, *tool ? tool : NULL, raw, strlen(raw), &rewritten, &v)) {
+        proxy__send_error(p, pk->id, JRPC_INTERNAL_ERROR,
+                          "clampd: the tool's error could not be inspected and was withheld");
+    } else if (!rewritten) {
+        proxy__to_client(p, line, len); /* nothing to change: the exact bytes */
+    } else if (v.verdict == VERDICT_DENY) {
+        char text[ENGINE_REASON_MAX];
+        snprintf(text, sizeof(text),
+                 "[clampd] The error message of this tool call was BLOCKED before reaching the"
+                 " model (result_injection). Request ID: %s",
+                 v.request_id);
+        proxy__send_error(p, pk->id, JRPC_DOWNSTREAM_ERROR, text);
+    } else {
+        /* redacted: the error object with the spans replaced (no _meta in an error) */
+        json_object_del(rewritten, "_meta");
+        json_object_set(msg, "error", rewritten);
+        proxy__to_client_json(p, msg);
+    }
+    json_decref(rewritten);
+    json_decref(msg);
+    free(raw);
+}

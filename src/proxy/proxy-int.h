@@ -95,6 +95,10 @@ void proxy__client_call(struct proxy *p, const char *line, size_t len, const str
 void proxy__server_answer(struct proxy *p, enum pending_kind k, const char *line, size_t len,
                           struct jrpc_slice id);
 /* inspect(result) on the downstream's answer to a tools/call, then on to the client. */
+/* An error answer to a tools/call, inspected like a result (its message and data reach
+ * the model too). */
+void proxy__tool_error(struct proxy *p, const char *tool, const char *line, size_t len,
+                       const struct jrpc_peek *pk);
 /* tool: the called tool's name ("" if unknown). */
 void proxy__tool_result(struct proxy *p, const char *tool, const char *line, size_t len,
                         const struct jrpc_peek *pk);

@@ -252,7 +252,9 @@ static void server_response(struct proxy *p, const char *line, size_t len,
                   (int)(pk->id.n > 64 ? 64 : pk->id.n), pk->id.p);
         return;
     }
-    if (k == PK_OTHER || pk->has_error)
+    if (k == PK_TOOLS_CALL && pk->has_error)
+        proxy__tool_error(p, tool, line, len, pk);
+    else if (k == PK_OTHER || pk->has_error)
         proxy__to_client(p, line, len);
     else if (k == PK_TOOLS_CALL)
         proxy__tool_result(p, tool, line, len, pk);

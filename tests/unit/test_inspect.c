@@ -105,7 +105,8 @@ static void test_load_and_scan(void **state)
     assert_int_equal(insp_scan(rs, sc, INSP_RESPONSE, "<Important>", 11, collect, &h), 0);
     assert_int_equal(h.n, 1);
     h.n = 0;
-    /* UTF-8 rules see valid UTF-8 only; invalid input is not undefined behaviour */
+    /* UTF-8 rules see valid UTF-8 only: invalid input is scanned with each bad byte as
+     * U+FFFD, so one stray byte neither turns the rules off nor is undefined behaviour */
     assert_int_equal(insp_scan(rs, sc, INSP_ARGUMENTS,
                                "a\xe2\x80\x8b"
                                "b",
@@ -114,7 +115,10 @@ static void test_load_and_scan(void **state)
     assert_int_equal(h.n, 1);
     h.n = 0;
     assert_int_equal(insp_scan(rs, sc, INSP_ARGUMENTS, "\xff\xe2\x80\x8b", 4, collect, &h), 0);
-    assert_int_equal(h.n, 0);
+    assert_int_equal(h.n, 1);
+    h.n = 0;
+    assert_int_equal(insp_scan(rs, sc, INSP_ARGUMENTS, "\xe2\x80\xff", 3, collect, &h), 0);
+    assert_int_equal(h.n, 0); /* a broken sequence is not the character */
     assert_int_equal(insp_selftest(rs, sc, stderr, &checked), 0);
     assert_int_equal(checked, 10); /* 4 + 2x2 (t.important on both its targets) + 2 */
     insp_scratch_free(sc);
