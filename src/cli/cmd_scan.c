@@ -240,14 +240,40 @@ static const struct insp_rule *rule_by_id(const struct insp_ruleset *rs, const c
     return NULL;
 }
 
-/* Terminal-safe: control characters (ANSI escapes in a poisoned description) as '?'. */
+/* Length of a character a terminal would act on at s: C0/DEL, a C1 control (U+0080-
+ * U+009F) or a bidi control (U+202A-U+202E, U+2066-U+2069); 0 for anything else. */
+static size_t unsafe_len(const unsigned char *s)
+{
+    if (s[0] < 0x20 || s[0] == 0x7f)
+        return 1;
+    if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f)
+        return 2;
+    if (s[0] == 0xe2 && s[1] == 0x80 && s[2] >= 0xaa && s[2] <= 0xae)
+        return 3;
+    if (s[0] == 0xe2 && s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9)
+        return 3;
+    return 0;
+}
+
+/* Terminal-safe output of what a server sent: those characters as '?'. */
+static void put_safe_to(FILE *f, const char *s, size_t max)
+{
+    size_t i = 0, k;
+    while (s[i] && i < max) {
+        if ((k = unsafe_len((const unsigned char *)s + i))) {
+            fputc('?', f);
+            i += k;
+        } else {
+            fputc(s[i++], f);
+        }
+    }
+    if (s[i])
+        fputs("...", f);
+}
+
 static void put_safe(const char *s, size_t max)
 {
-    size_t i = 0;
-    for (; s[i] && i < max; i++)
-        putchar((unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i]);
-    if (s[i])
-        fputs("...", stdout);
+    put_safe_to(stdout, s, max);
 }
 
 static json_t *judge(struct engine_session *s, const struct insp_ruleset *rs, const char *name,
@@ -436,7 +462,10 @@ int cmd_scan(int argc, char **argv)
         goto out;
     signal(SIGPIPE, SIG_IGN); /* a server that closes its stdin early is an error, not death */
     if (list_tools(&sc, words, env, (unsigned)timeout)) {
-        fprintf(stderr, "clampd scan: %s\n", sc.error);
+        /* the reason may quote the server (its error message, its stderr) */
+        fputs("clampd scan: ", stderr);
+        put_safe_to(stderr, sc.error, sizeof(sc.error));
+        fputc('\n', stderr);
         goto out;
     }
     rc = report(&sc, rs, downstream, as_json);

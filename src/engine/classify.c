@@ -133,11 +133,23 @@ static bool trim_is_string(struct jrpc_slice *v)
     return v->n && *v->p == '"';
 }
 
-/* One object of a result: binary payloads are not text the model reads. A "blob" string is
- * base64 by definition (resource contents); a "data" string is skipped only in an item
- * whose "type" is image or audio, wherever the members come. */
+/* Where a value sits in a CallToolResult: binary payloads are not text the model reads,
+ * and only MCP's own places hold them: the "data" of an image or audio item of content[],
+ * and the "blob" of an embedded resource. Anywhere else (structuredContent, an error's
+ * data) a "data" or "blob" string is text like any other, and structuredContent's keys
+ * are scanned too (they are the model's to read). */
+enum place {
+    PL_ROOT = 0,   /* the result (or error) object */
+    PL_CONTENT,    /* the content array */
+    PL_ITEM,       /* an element of content[] */
+    PL_RESOURCE,   /* an item's "resource" object */
+    PL_STRUCTURED, /* inside structuredContent: keys are text */
+    PL_OTHER,
+};
+
 struct object {
     struct walk *w;
+    enum place at;
     struct jrpc_slice data;
     bool has_data, binary;
 };
@@ -147,34 +159,61 @@ static bool key_is(const char *key, size_t klen, const char *name)
     return klen == strlen(name) && memcmp(key, name, klen) == 0;
 }
 
+static int walk_at(struct walk *w, struct jrpc_slice v, enum place at);
+
 static int on_member(void *ctx, const char *key, size_t klen, struct jrpc_slice v)
 {
     struct object *o = ctx;
+    enum place child = o->at == PL_STRUCTURED ? PL_STRUCTURED : PL_OTHER;
+    int rc;
 
-    if (key_is(key, klen, "type") && trim_is_string(&v) && v.n < 16) {
+    if (o->at == PL_ROOT && key_is(key, klen, "content"))
+        child = PL_CONTENT;
+    else if (o->at == PL_ROOT && key_is(key, klen, "structuredContent"))
+        child = PL_STRUCTURED;
+    else if (o->at == PL_ITEM && key_is(key, klen, "resource"))
+        child = PL_RESOURCE;
+    if (o->at == PL_ITEM && key_is(key, klen, "type") && trim_is_string(&v) && v.n < 16) {
         char t[16];
         long n = jrpc_string_decode(v, t, sizeof(t));
         o->binary =
             (n == 5 && memcmp(t, "image", 5) == 0) || (n == 5 && memcmp(t, "audio", 5) == 0);
     }
-    if (key_is(key, klen, "blob") && trim_is_string(&v))
+    if (o->at == PL_RESOURCE && key_is(key, klen, "blob") && trim_is_string(&v))
         return 0;
-    if (key_is(key, klen, "data") && trim_is_string(&v)) {
-        o->data = v;
+    if (o->at == PL_ITEM && key_is(key, klen, "data") && trim_is_string(&v)) {
+        o->data = v; /* binary only if the item's type says so, wherever "type" comes */
         o->has_data = true;
         return 0;
     }
-    return walk_value(o->w, v);
+    if (o->at == PL_STRUCTURED && key) {
+        struct jrpc_slice k = {key, klen};
+        /* keys arrive decoded: added as they are */
+        if (dbuf_reserve(&o->w->text, k.n + 1))
+            return ERR_NOMEM;
+        memcpy(o->w->text.ptr + o->w->text.len, k.p, k.n);
+        o->w->text.len += k.n;
+        o->w->text.ptr[o->w->text.len++] = '\n';
+    }
+    rc = walk_at(o->w, v, child);
+    return rc;
 }
+
+struct array {
+    struct walk *w;
+    enum place at; /* of the elements */
+};
 
 static int on_element(void *ctx, size_t index, struct jrpc_slice v)
 {
+    struct array *a = ctx;
     (void)index;
-    return walk_value(ctx, v);
+    return walk_at(a->w, v, a->at);
 }
 
-/* Collects every text of a result (keys are its structure, not text for the model). */
-static int walk_value(struct walk *w, struct jrpc_slice v)
+/* Collects every text of a result (its keys are its structure, not text for the model,
+ * except in structuredContent). */
+static int walk_at(struct walk *w, struct jrpc_slice v, enum place at)
 {
     int rc;
 
@@ -185,15 +224,23 @@ static int walk_value(struct walk *w, struct jrpc_slice v)
     if (++w->depth > CLAMPD_MAX_JSON_DEPTH)
         return ERR_TOO_BIG;
     if (*v.p == '{') {
-        struct object o = {.w = w};
+        struct object o = {.w = w, .at = at == PL_CONTENT ? PL_ITEM : at};
         rc = jrpc_object_each(v, on_member, &o);
         if (!rc && o.has_data && !o.binary)
             rc = add_string(w, o.data);
     } else {
-        rc = jrpc_array_each(v, on_element, w);
+        struct array a = {w, at == PL_CONTENT      ? PL_CONTENT
+                             : at == PL_STRUCTURED ? PL_STRUCTURED
+                                                   : PL_OTHER};
+        rc = jrpc_array_each(v, on_element, &a);
     }
     w->depth--;
     return rc;
+}
+
+static int walk_value(struct walk *w, struct jrpc_slice v)
+{
+    return walk_at(w, v, PL_ROOT);
 }
 
 static int on_leaf(void *ctx, const struct insp_leaf *leaf)

@@ -16,17 +16,20 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Binary payloads, not text the model reads: a resource's "blob" string, and the "data"
- * string of an image or audio item (as classify.c skips them). */
-static bool binary_member(const json_t *obj, const char *key, const json_t *value)
+/* Binary payloads, not text the model reads, exactly where classify.c skips them: the
+ * "data" string of an image or audio item of content[], and the "blob" string of an
+ * item's embedded resource. */
+enum place { PL_ROOT = 0, PL_CONTENT, PL_ITEM, PL_RESOURCE, PL_OTHER };
+
+static bool binary_member(enum place at, const json_t *obj, const char *key, const json_t *value)
 {
     const char *type = json_string_value(json_object_get(obj, "type"));
 
     if (!json_is_string(value))
         return false;
-    if (strcmp(key, "blob") == 0)
+    if (at == PL_RESOURCE && strcmp(key, "blob") == 0)
         return true;
-    return strcmp(key, "data") == 0 && type &&
+    return at == PL_ITEM && strcmp(key, "data") == 0 && type &&
            (strcmp(type, "image") == 0 || strcmp(type, "audio") == 0);
 }
 
@@ -53,7 +56,7 @@ static int note_rule(void *ctx, size_t rule)
     return 0;
 }
 
-static void redact_tree(struct redact_walk *w, json_t *value, int depth)
+static void redact_tree(struct redact_walk *w, json_t *value, int depth, enum place at)
 {
     const char *key;
     json_t *item;
@@ -74,12 +77,17 @@ static void redact_tree(struct redact_walk *w, json_t *value, int depth)
     }
     if (json_is_object(value)) {
         json_object_foreach (value, key, item) {
-            if (!binary_member(value, key, item))
-                redact_tree(w, item, depth + 1);
+            enum place child = PL_OTHER;
+            if (at == PL_ROOT && strcmp(key, "content") == 0)
+                child = PL_CONTENT;
+            else if (at == PL_ITEM && strcmp(key, "resource") == 0)
+                child = PL_RESOURCE;
+            if (!binary_member(at, value, key, item))
+                redact_tree(w, item, depth + 1, child);
         }
     } else if (json_is_array(value)) {
         json_array_foreach (value, i, item)
-            redact_tree(w, item, depth + 1);
+            redact_tree(w, item, depth + 1, at == PL_CONTENT ? PL_ITEM : PL_OTHER);
     }
 }
 
@@ -183,7 +191,7 @@ int engine_inspect_result(struct engine_session *s, const char *tool, const char
         return *rewritten ? 0 : ERR_NOMEM;
     }
     dbuf_init(&w.out, CLAMPD_MAX_MESSAGE);
-    redact_tree(&w, result, 0);
+    redact_tree(&w, result, 0, PL_ROOT);
     if (!w.rc && w.redactions)
         w.rc = add_meta(result, &w);
     dbuf_free(&w.out);

@@ -15,6 +15,7 @@
 #include "inspect/inspect-int.h"
 
 #include <arpa/inet.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -460,7 +461,7 @@ static void bare(struct finder *f, const char *t, size_t n, size_t from, size_t 
     }
 }
 
-unsigned insp_hosts_find(const char *t, size_t n)
+static unsigned find_hosts(const char *t, size_t n)
 {
     struct finder f = {0};
     size_t i = 0, in_url = 0; /* bare tokens before in_url are a URL's path or query */
@@ -512,4 +513,35 @@ unsigned insp_hosts_find(const char *t, size_t n)
         i++;
     }
     return f.found;
+}
+
+/* WHATWG URL parsers drop tabs and newlines anywhere in a URL and read the ideographic
+ * full stops (U+3002, U+FF0E, U+FF61) in a host as '.': "http://local\thost/" is
+ * localhost to a browser or Node. SECURITY: the text is also read that way. */
+unsigned insp_hosts_find(const char *t, size_t n)
+{
+    unsigned found = find_hosts(t, n);
+    bool odd = memchr(t, '\t', n) || memchr(t, '\n', n) || memchr(t, '\r', n) ||
+               memmem(t, n, "\xe3\x80\x82", 3) || memmem(t, n, "\xef\xbc\x8e", 3) ||
+               memmem(t, n, "\xef\xbd\xa1", 3);
+    char *c;
+    size_t k = 0;
+
+    if (!odd || !(c = malloc(n ? n : 1)))
+        return found; /* without memory the first reading stands */
+    for (size_t i = 0; i < n; i++) {
+        if (t[i] == '\t' || t[i] == '\n' || t[i] == '\r')
+            continue;
+        if (i + 2 < n &&
+            ((memcmp(t + i, "\xe3\x80\x82", 3) == 0) || (memcmp(t + i, "\xef\xbc\x8e", 3) == 0) ||
+             (memcmp(t + i, "\xef\xbd\xa1", 3) == 0))) {
+            c[k++] = '.';
+            i += 2;
+            continue;
+        }
+        c[k++] = t[i];
+    }
+    found |= find_hosts(c, k);
+    free(c);
+    return found;
 }

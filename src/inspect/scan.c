@@ -291,11 +291,18 @@ int insp__pattern_kind(const struct insp_rule *r, size_t k)
 
 /* ---- whitespace-collapsed scanning (see INSP_DB_SPACED) ---- */
 
+static bool is_quant(char c)
+{
+    return c == '*' || c == '+' || c == '?' || c == '{';
+}
+
 char *insp__spaced_pattern(const char *p)
 {
-    size_t n = strlen(p), o = 0;
+    size_t n = strlen(p), o = 0, depth = 0;
     char *out = malloc(n + 1);
-    bool in_class = false, any = false;
+    bool in_class = false, any = false, class_ws = false, group_ws[64] = {false};
+    int last = 0, before_class = 0; /* what was emitted last: 0 other, 1 a space, 2 a
+                                     * class that can match whitespace */
 
     if (!out)
         return NULL;
@@ -303,35 +310,69 @@ char *insp__spaced_pattern(const char *p)
         char c = p[i];
         if (c == '\\' && i + 1 < n) {
             char e = p[i + 1];
-            /* escapes that name whitespace other than through \s */
-            if (strchr("ntrvfQ", e) ||
-                (e == 'x' && i + 3 < n && p[i + 2] == '0' && strchr("9aAbBcCdD", p[i + 3])) ||
-                (e == 'x' && i + 3 < n && p[i + 2] == '2' && p[i + 3] == '0'))
+            /* escapes that name whitespace other than through \s, or whose meaning a
+             * rewrite could shift (octal, backreferences, control, hex in braces) */
+            if (strchr("ntrvfQcxhHNR0123456789", e) && e != 'x')
                 goto no;
-            if (e == 's' && !in_class) {
+            if (e == 'x' && i + 2 < n &&
+                (p[i + 2] == '{' ||
+                 (i + 3 < n && p[i + 2] == '0' && strchr("9aAbBcCdD", p[i + 3])) ||
+                 (i + 3 < n && p[i + 2] == '2' && p[i + 3] == '0')))
+                goto no;
+            if (e == 's' && in_class) {
+                class_ws = true;
+            } else if (e == 's') {
                 char q = i + 2 < n ? p[i + 2] : '\0', lazy = i + 3 < n ? p[i + 3] : '\0';
-                if (q == '{' || ((q == '+' || q == '*' || q == '?') && lazy == '?') ||
-                    (o && out[o - 1] == ' ') || (i + 2 < n && (q == ' ' || q == '\t')) ||
-                    (q != '\0' && i + 3 < n && (q == '+' || q == '*' || q == '?') && lazy == ' '))
-                    goto no; /* counted or lazy repeats, or next to a literal space */
+                if (last != 0 || q == '{' || (is_quant(q) && lazy == '?') ||
+                    (q == ' ' || q == '\t') || (is_quant(q) && lazy == ' ') ||
+                    (q == '\\' && i + 3 < n && p[i + 3] == 's') || q == '[')
+                    goto no; /* counted or lazy repeats, next to other whitespace */
                 out[o++] = ' ';
                 if (q == '*' || q == '?')
                     out[o++] = '?';
                 i += 1 + (q == '+' || q == '*' || q == '?');
                 any = true;
+                last = 1;
+                if (depth)
+                    group_ws[depth - 1] = true;
                 continue;
             }
             out[o++] = c;
             out[o++] = e;
             i++;
+            if (!in_class)
+                last = 0;
             continue;
         }
         if (c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f')
             goto no;
-        if (c == ' ' && !in_class && o && out[o - 1] == ' ')
-            goto no; /* two spaces: the collapsed text never has them */
-        if (c == '[' && !in_class) {
+        if (in_class) {
+            if (c == ' ' || (c == '[' && i + 1 < n && p[i + 1] == ':'))
+                class_ws = true; /* a space, or a POSIX class such as [:space:] */
+            if (c == ']') {
+                in_class = false;
+                if (class_ws && (before_class == 1 || (i + 1 < n && is_quant(p[i + 1]))))
+                    goto no;
+                last = class_ws ? 2 : 0;
+                if (class_ws && depth)
+                    group_ws[depth - 1] = true;
+            }
+            out[o++] = c;
+            continue;
+        }
+        if (c == ' ') {
+            if (last != 0 || (i + 1 < n && is_quant(p[i + 1])))
+                goto no; /* the collapsed text has single spaces only */
+            last = 1;
+            if (depth)
+                group_ws[depth - 1] = true;
+            out[o++] = c;
+            continue;
+        }
+        if (c == '[') {
             in_class = true;
+            class_ws = false;
+            before_class = last;
             out[o++] = c;
             /* ']' or '^]' first in a class is literal */
             if (i + 1 < n && p[i + 1] == '^')
@@ -340,12 +381,25 @@ char *insp__spaced_pattern(const char *p)
                 out[o++] = p[++i];
             continue;
         }
-        if (c == ']' && in_class)
-            in_class = false;
+        if (c == '(') {
+            /* inline flags such as (?x) or (?m) change what a space or ^ means */
+            if (i + 2 < n && p[i + 1] == '?' && !strchr(":=!<#", p[i + 2]))
+                goto no;
+            if (depth >= sizeof(group_ws) / sizeof(group_ws[0]))
+                goto no;
+            group_ws[depth++] = false;
+        } else if (c == ')' && depth) {
+            bool ws = group_ws[--depth];
+            if (ws && i + 1 < n && is_quant(p[i + 1]))
+                goto no; /* a repeated group holding whitespace */
+            if (ws && depth)
+                group_ws[depth - 1] = true;
+        }
+        last = 0;
         out[o++] = c;
     }
     out[o] = '\0';
-    if (any)
+    if (any && !in_class)
         return out;
 no:
     free(out);
@@ -397,7 +451,8 @@ static int prepare_spaced(struct insp_ruleset *rs)
 {
     for (size_t i = 0; i < rs->n; i++) {
         struct insp_rule *r = &rs->rules[i];
-        if (r->spaced || insp__db_kind(r) != INSP_DB_BYTES)
+        /* multiline anchors depend on the newlines the collapsed text does not have */
+        if (r->spaced || insp__db_kind(r) != INSP_DB_BYTES || (r->flags & INSP_FLAG_MULTILINE))
             continue;
         r->spaced = calloc(r->patterns.n, sizeof(char *));
         if (!r->spaced)

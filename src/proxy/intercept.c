@@ -110,10 +110,21 @@ static int call_member(void *ctx, const char *key, size_t klen, struct jrpc_slic
     return 0;
 }
 
+/* Does a _meta value carry a "clampd/scope_token" key (however its JSON spells it)? */
+static bool meta_has_token(struct jrpc_slice meta)
+{
+    json_t *m = json_loadb(meta.p, meta.n, 0, NULL);
+    bool has = !json_is_object(m) || json_object_get(m, "clampd/scope_token") != NULL;
+
+    json_decref(m);
+    return has; /* not an object: with_token() refuses it */
+}
+
 /* The call line with params._meta["clampd/scope_token"] = token: the judged bytes, with
  * only _meta rewritten (added as the first member of params, or the client's _meta parsed
  * and re-emitted with the token set: SECURITY: a token the client sent is replaced, never
- * passed on). Returns a malloc'd line and its length, or NULL. */
+ * passed on). token NULL: the client's token is only removed. Returns a malloc'd line and
+ * its length, or NULL. */
 static char *with_token(const char *line, size_t len, const struct jrpc_peek *pk,
                         const struct call_scan *cs, const char *token, size_t *out_len)
 {
@@ -126,7 +137,8 @@ static char *with_token(const char *line, size_t len, const struct jrpc_peek *pk
     if (cs->meta.p) {
         json_t *meta = json_loadb(cs->meta.p, cs->meta.n, 0, NULL);
         if (!json_is_object(meta) ||
-            json_object_set_new(meta, "clampd/scope_token", json_string(token)) ||
+            (token ? json_object_set_new(meta, "clampd/scope_token", json_string(token))
+                   : json_object_del(meta, "clampd/scope_token")) ||
             !(meta_text = json_dumps(meta, JSON_COMPACT))) {
             json_decref(meta);
             return NULL;
@@ -182,8 +194,13 @@ void proxy__client_call(struct proxy *p, const char *line, size_t len, const str
         answer_result(p, pk->id, engine_denial_result(&v, cs.call.tool));
     } else {
         size_t n = len;
-        char *withtok = v.scope_token[0] ? with_token(line, len, pk, &cs, v.scope_token, &n) : NULL;
-        if (v.scope_token[0] && !withtok) {
+        /* SECURITY: a scope token is only ever clampd's: one the client sent is dropped */
+        bool forged = !v.scope_token[0] && cs.meta.p && meta_has_token(cs.meta);
+        char *withtok =
+            v.scope_token[0] || forged
+                ? with_token(line, len, pk, &cs, v.scope_token[0] ? v.scope_token : NULL, &n)
+                : NULL;
+        if ((v.scope_token[0] || forged) && !withtok) {
             proxy__send_error(p, pk->id, JRPC_INVALID_PARAMS,
                               "clampd: the call's params._meta is not an object, so no scope"
                               " token can be attached; the call was not forwarded");

@@ -358,3 +358,21 @@ describe("scope tokens on forwarded calls (clampd mcp --scope-tokens)", () => {
     }
   });
 });
+
+describe("scope tokens are only clampd's", () => {
+  it("without --scope-tokens a client-supplied token is removed, not passed on", async () => {
+    const dir = tmpDir();
+    const fixture = path.join(path.dirname(CLAMPD), "../tests/e2e/fixtures/metaecho.mjs");
+    const { connect, NODE } = await import("./lib.mjs");
+    const s = await connect({ clampd: [NODE, fixture], stateDir: path.join(dir, "state") });
+    try {
+      await s.client.listTools();
+      const r = await s.client.callTool({ name: "echo_meta", arguments: { text: "x" }, _meta: { "clampd/scope_token": "forged", keep: true } });
+      const seen = JSON.parse(Buffer.from(r.content[0].text, "hex").toString());
+      assert.deepEqual(seen._meta, { keep: true });
+    } finally {
+      await s.close();
+    }
+  });
+});
+

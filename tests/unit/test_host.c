@@ -145,6 +145,13 @@ static void test_find(void **state)
         {"meeting at 12:30:45 on 2024-05-01", 0},
         {"git@github.com:org/repo.git", 0},
         {"see file.local for details", 0},
+        /* what WHATWG parsers repair: tabs and newlines in a URL, ideographic dots */
+        {"http://local\thost:8080/admin", LOOP},
+        {"http://meta\ndata.google.internal/", META},
+        {"http://metadata\xe3\x80\x82google\xe3\x80\x82internal/", META},
+        {"http://169\xef\xbc\x8e"
+         "254.169.254/",
+         META},
         /* numbers, decimals and times are not hosts, bare */
         {"0.5", 0},
         {"2", 0},

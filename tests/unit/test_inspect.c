@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "inspect/inspect-int.h"
 #include "inspect/inspect.h"
 
 static char dir[64];
@@ -321,6 +322,42 @@ static void test_cache(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The whitespace-collapsed rewrite happens only where it cannot lose a match. */
+static void test_spaced_rewrite(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"ignore\\s+previous\\s+instructions", "ignore previous instructions"},
+        {"do\\s*not\\s+tell", "do ?not tell"},
+        {"a\\sb[\\s,]c", "a b[\\s,]c"}, /* \\s in a class stays */
+        {"(?:foo|bar)\\s+baz", "(?:foo|bar) baz"},
+        {"no whitespace token", NULL},
+        {"foo(?:\\s|-){2}bar", NULL},  /* a repeated group holding \\s */
+        {"alpha +\\sbeta", NULL},      /* a repeated literal space */
+        {"gamma[ ,]\\s+delta", NULL},  /* a whitespace class next to \\s */
+        {"(?x)epsilon\\s+zeta", NULL}, /* inline flags */
+        {"eta\\s+theta\\x{09}iota", NULL},
+        {"a\\s+b\\011c", NULL}, /* octal */
+        {"a\\s+b\\cIc", NULL},  /* control escape */
+        {"a\\s{2,}b", NULL},
+        {"a\\s+?b", NULL},
+        {"a\\s\\s+b", NULL},
+        {"a\\s+[[:space:]]b", NULL},
+        {"a  b\\s+c", NULL},
+        {"a\\n\\s+b", NULL},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = insp__spaced_pattern(cases[i].in);
+        if ((got == NULL) != (cases[i].out == NULL) || (got && strcmp(got, cases[i].out) != 0))
+            fail_msg("%s: got %s, want %s", cases[i].in, got ? got : "(not rewritten)",
+                     cases[i].out ? cases[i].out : "(not rewritten)");
+        free(got);
+    }
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -342,7 +379,7 @@ int main(void)
         cmocka_unit_test(test_load_and_scan), cmocka_unit_test(test_selftest_failure),
         cmocka_unit_test(test_strict_errors), cmocka_unit_test(test_builtin_packs),
         cmocka_unit_test(test_validators),    cmocka_unit_test(test_redact),
-        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_cache),         cmocka_unit_test(test_spaced_rewrite),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
