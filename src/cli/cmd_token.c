@@ -217,20 +217,6 @@ struct replay_file {
     bool torn;        /* the file ends in a partial line (a crash mid-write) */
 };
 
-static int replay_write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Parses one line and remembers its jti in v when it has not expired. A malformed line
  * (a write cut short by a crash) is dropped. */
 static int replay_line(struct replay_file *rf, struct clampd_verifier *v, char *line, long leeway,
@@ -317,11 +303,11 @@ static int replay_record(struct replay_file *rf, const char *jti, int64_t exp)
     if (rf->torn || rf->lines + 1 > 2 * rf->n_live + 64) {
         if (ftruncate(rf->fd, 0) || lseek(rf->fd, 0, SEEK_SET) < 0)
             return -1;
-        return replay_write_all(rf->fd, rf->live.ptr, rf->live.len);
+        return clampd_write_all(rf->fd, rf->live.ptr, rf->live.len);
     }
     if (lseek(rf->fd, 0, SEEK_END) < 0)
         return -1;
-    return replay_write_all(rf->fd, rf->live.ptr + start, rf->live.len - start);
+    return clampd_write_all(rf->fd, rf->live.ptr + start, rf->live.len - start);
 }
 
 static void replay_close(struct replay_file *rf)

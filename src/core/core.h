@@ -103,6 +103,10 @@ size_t clampd_utf8_next(const unsigned char *p, const unsigned char *end, unsign
 
 /* Monotonic time in nanoseconds. */
 uint64_t clampd_now_ns(void);
+
+/* Writes all n bytes of p to fd, retrying on EINTR and short writes. Returns 0, or -1 with
+ * errno set. */
+int clampd_write_all(int fd, const char *p, size_t n);
 /* Wall-clock time in milliseconds since the epoch. */
 int64_t clampd_wall_ms(void);
 

@@ -311,20 +311,6 @@ static int kr_render(const struct tok_keyring *kr, char *buf, size_t cap, size_t
     return rc;
 }
 
-static int kr_write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Replaces the key file atomically: a reader sees the old ring or the new, never a mix. */
 static int kr_save(int dfd, const struct tok_keyring *kr, char **errmsg)
 {
@@ -343,7 +329,7 @@ static int kr_save(int dfd, const struct tok_keyring *kr, char **errmsg)
     if (unlinkat(dfd, KR_TMP, 0) && errno != ENOENT)
         goto fail;
     fd = openat(dfd, KR_TMP, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0 || fchmod(fd, 0600) || kr_write_all(fd, buf, len) || fsync(fd))
+    if (fd < 0 || fchmod(fd, 0600) || clampd_write_all(fd, buf, len) || fsync(fd))
         goto fail;
     if (close(fd)) {
         fd = -1;
