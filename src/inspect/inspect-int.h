@@ -71,6 +71,9 @@ int insp__compile(struct insp_ruleset *rs, const char *cache_dir, char **errmsg)
 /* validate.c: validator names to indexes (1-based; -1 unknown) and the checks. */
 int insp__validator_index(const char *name);
 bool insp__validate(int validator, const char *s, size_t n);
+/* Where a validated span starts, given where its pattern's match starts (email rules match
+ * from the local part's last character; see validate.c); (size_t)-1: no span. */
+size_t insp__validator_start(int validator, const char *text, size_t from);
 
 /* check.c: structured check names to indexes (1-based; -1 unknown) and the checks. */
 int insp__check_index(const char *name);

@@ -627,7 +627,8 @@ static bool take_span(struct scan_ctx *c, unsigned rule, size_t from, size_t to)
     const struct insp_rule *r = &c->rs->rules[rule];
     struct insp_scratch *sc = c->sc;
 
-    if (!insp__validate(r->validator, c->text + from, to - from))
+    from = insp__validator_start(r->validator, c->text, from);
+    if (from == (size_t)-1 || !insp__validate(r->validator, c->text + from, to - from))
         return false;
     if (!r->redact)
         return true;

@@ -824,6 +824,34 @@ static const struct {
     {"jwt", valid_jwt},
 };
 
+/* Where the span of a match really starts. An email rule's pattern matches from the last
+ * character of the local part ("x@domain.tld": a literal '@' Hyperscan finds fast, where a
+ * leading [A-Za-z0-9._%+-]* makes start-of-match tracking crawl through every word); the
+ * local part is then taken leftwards: at most 64 characters of A-Z a-z 0-9 . _ % + -,
+ * starting at a letter or digit. Returns the start, or (size_t)-1 when the local part is
+ * longer than 64 (not an address). Other validators: from as it is. */
+size_t insp__validator_start(int validator, const char *text, size_t from)
+{
+    static int email = 0;
+    size_t s = from;
+
+    if (!email)
+        email = insp__validator_index("email");
+    if (validator != email)
+        return from;
+    while (s > 0 && from - s < 65 &&
+           ((text[s - 1] >= 'a' && text[s - 1] <= 'z') ||
+            (text[s - 1] >= 'A' && text[s - 1] <= 'Z') ||
+            (text[s - 1] >= '0' && text[s - 1] <= '9') || strchr("._%+-", text[s - 1])))
+        s--;
+    if (from - s >= 64)
+        return (size_t)-1;
+    while (s <= from && !((text[s] >= 'a' && text[s] <= 'z') ||
+                          (text[s] >= 'A' && text[s] <= 'Z') || (text[s] >= '0' && text[s] <= '9')))
+        s++;
+    return s <= from ? s : (size_t)-1;
+}
+
 int insp__validator_index(const char *name)
 {
     for (size_t i = 0; i < sizeof(validators) / sizeof(validators[0]); i++)
