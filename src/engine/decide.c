@@ -146,7 +146,7 @@ static void classify_arguments(struct engine_session *s, const char *tool, const
 }
 
 /* Stage 2: the agent's token buckets (calls, calls to this tool, argument bytes). */
-static void rate_limit(struct engine_session *s, const struct engine_call *call,
+static void rate_limit(struct engine_session *s, const struct engine_call *call, bool dry_run,
                        struct engine_verdict *v)
 {
     const struct pol *p = s->engine->policy;
@@ -156,18 +156,21 @@ static void rate_limit(struct engine_session *s, const struct engine_call *call,
 
     if (!p)
         return;
-    r = pol_agent_rate(p, s->engine->agent_id);
-    if (pol_limiter_take(s->engine->limiter, &r, s->engine->agent_id, call->tool,
-                         call->arguments_len, (int64_t)(clampd_now_ns() / 1000000u), &retry,
-                         &which))
+    r = pol_agent_rate(p, engine__agent(s));
+    int64_t now_ms = (int64_t)(clampd_now_ns() / 1000000u);
+    if (dry_run ? pol_limiter_peek(s->engine->limiter, &r, engine__agent(s), call->tool,
+                                   call->arguments_len, now_ms, &retry, &which)
+                : pol_limiter_take(s->engine->limiter, &r, engine__agent(s), call->tool,
+                                   call->arguments_len, now_ms, &retry, &which))
         return;
     if (retry < 0)
         set_deny(v, "rate_limited", 1.0,
                  "agent '%.128s' is limited to %s and this call alone is larger than the limit",
-                 s->engine->agent_id, which);
+                 engine__agent(s), which);
     else
         set_deny(v, "rate_limited", 1.0, "agent '%.128s' is over its limit of %s; retry in %lld ms",
-                 s->engine->agent_id, which, (long long)retry);
+                 engine__agent(s), which, (long long)retry);
+    v->retry_ms = retry;
 }
 
 /* Stage 7: with a policy, the tool must map to a category, and the agent must hold the
@@ -190,17 +193,17 @@ static void policy_stage(struct engine_session *s, const char *tool, struct engi
                  t, srv);
         return;
     }
-    if (pol_agent_allows(p, s->engine->agent_id, cat, missing, sizeof(missing)))
+    if (pol_agent_allows(p, engine__agent(s), cat, missing, sizeof(missing)))
         return;
     if (!missing[0])
         set_deny(v, "scope_denied", 1.0,
                  "agent '%.128s' is not in the policy, so it holds no scopes (tool %s, category"
                  " '%s')",
-                 s->engine->agent_id, t, cat);
+                 engine__agent(s), t, cat);
     else
         set_deny(v, "scope_denied", 1.0,
                  "agent '%.128s' lacks scope '%s', which category '%s' of tool %s requires",
-                 s->engine->agent_id, missing, cat, t);
+                 engine__agent(s), missing, cat, t);
 }
 
 /* Stage 8: the scope token of an allowed call, bound to (tool, arguments): the agent, the
@@ -226,7 +229,7 @@ static void mint_token(struct engine_session *s, const struct engine_call *call,
         rc = cjson_call_binding(call->tool, args, binding);
     if (!rc && cat && !pol_category_scopes(e->policy, cat, scope, sizeof(scope)))
         rc = ERR_TOO_BIG;
-    struct tok_claims c = {.sub = e->agent_id,
+    struct tok_claims c = {.sub = engine__agent(s),
                            .tool = call->tool,
                            .binding = binding,
                            .scope = scope,
@@ -269,6 +272,14 @@ void engine__request_id(struct engine_session *s, char out[ENGINE_REQID_LEN + 1]
 int engine_decide(struct engine_session *s, const struct engine_call *call,
                   struct engine_verdict *out)
 {
+    return engine_decide_ex(s, call, 0, out);
+}
+
+int engine_decide_ex(struct engine_session *s, const struct engine_call *call, unsigned flags,
+                     struct engine_verdict *out)
+{
+    bool dry_run = flags & ENGINE_DECIDE_DRY_RUN;
+
     memset(out, 0, sizeof(*out));
     out->verdict = VERDICT_DENY;
     engine__request_id(s, out->request_id);
@@ -289,7 +300,7 @@ int engine_decide(struct engine_session *s, const struct engine_call *call,
         return 0;
     }
     out->verdict = VERDICT_ALLOW;
-    rate_limit(s, call, out);
+    rate_limit(s, call, dry_run, out);
     if (out->verdict == VERDICT_ALLOW)
         check_descriptor(s, call->tool, out);
     if (out->verdict == VERDICT_ALLOW && call->arguments)
@@ -300,7 +311,7 @@ int engine_decide(struct engine_session *s, const struct engine_call *call,
         if (out->verdict != VERDICT_DENY)
             out->verdict = was; /* a flag from the rules stays a flag */
     }
-    if (out->verdict != VERDICT_DENY)
+    if (out->verdict != VERDICT_DENY && !dry_run)
         mint_token(s, call, out);
     return 0;
 }

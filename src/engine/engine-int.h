@@ -32,6 +32,7 @@ struct engine {
     struct pol_limiter *limiter; /* with a policy: the agents' token buckets */
     const struct tok_keyring *keys;
     long token_ttl;
+    struct insp_scratch *shared_scratch; /* of the sessions from engine_session_new_shared() */
 };
 
 enum tool_state { TOOL_OK = 0, TOOL_CHANGED, TOOL_HELD, TOOL_POISONED };
@@ -40,6 +41,8 @@ struct engine_session {
     struct engine *engine;
     struct insp_scratch *scratch; /* this session's Hyperscan scratch (NULL without rules) */
     char *command;
+    char *agent_id;   /* the agent its calls are judged for; NULL: the engine's */
+    bool shared;      /* scratch is the engine's shared_scratch, not owned */
     char *server;     /* serverInfo.name, "" until known */
     json_t *tools;    /* name -> {"hash": s, "pinned": s, "state": i}, withheld ones too */
     json_t *withheld; /* kind -> {name -> true}: prompts and templates withheld this session */
@@ -57,6 +60,15 @@ int engine__pins_server_known(struct engine__pins *p, const char *command, const
 int engine__pins_check(struct engine__pins *p, const char *command, const char *server,
                        const char *kind, const char *name, const char *hash, bool hold_new,
                        enum pin_outcome *out, char pinned[CJSON_HEX_LEN + 1]);
+
+/* Reads the pin of (command, kind, name) without writing: *found, its approved hash into
+ * pinned ("" if none) and whether it is marked changed or pending (*withheld). */
+int engine__pins_lookup(struct engine__pins *p, const char *command, const char *kind,
+                        const char *name, bool *found, char pinned[CJSON_HEX_LEN + 1],
+                        bool *withheld);
+
+/* The agent the session's calls are judged for. */
+const char *engine__agent(const struct engine_session *s);
 
 /* Is the pin of (command, kind, name) marked changed or pending? (false if there is none) */
 int engine__pins_status(struct engine__pins *p, const char *command, const char *kind,

@@ -55,12 +55,13 @@ void engine_free(struct engine *e)
         return;
     engine__pins_close(&e->pins);
     pol_limiter_free(e->limiter);
+    insp_scratch_free(e->shared_scratch);
     free(e->state_dir);
     free(e->agent_id);
     free(e);
 }
 
-struct engine_session *engine_session_new(struct engine *e, const char *command)
+static struct engine_session *session_new(struct engine *e, const char *command, bool shared)
 {
     struct engine_session *s = calloc(1, sizeof(*s));
 
@@ -72,7 +73,13 @@ struct engine_session *engine_session_new(struct engine *e, const char *command)
     s->tools = json_object();
     s->known = json_object();
     s->withheld = json_object();
-    s->scratch = e->rules ? insp_scratch_new(e->rules) : NULL;
+    s->shared = shared;
+    if (shared && e->rules && !e->shared_scratch)
+        e->shared_scratch = insp_scratch_new(e->rules);
+    if (shared)
+        s->scratch = e->shared_scratch;
+    else
+        s->scratch = e->rules ? insp_scratch_new(e->rules) : NULL;
     if (!s->command || !s->server || !s->tools || !s->known || !s->withheld ||
         (e->rules && !s->scratch)) {
         engine_session_free(s);
@@ -81,17 +88,50 @@ struct engine_session *engine_session_new(struct engine *e, const char *command)
     return s;
 }
 
+struct engine_session *engine_session_new(struct engine *e, const char *command)
+{
+    return session_new(e, command, false);
+}
+
+struct engine_session *engine_session_new_shared(struct engine *e, const char *command)
+{
+    return session_new(e, command, true);
+}
+
 void engine_session_free(struct engine_session *s)
 {
     if (!s)
         return;
     free(s->command);
+    free(s->agent_id);
     free(s->server);
     json_decref(s->tools);
     json_decref(s->known);
     json_decref(s->withheld);
-    insp_scratch_free(s->scratch);
+    if (!s->shared)
+        insp_scratch_free(s->scratch);
     free(s);
+}
+
+int engine_session_set_agent(struct engine_session *s, const char *agent_id)
+{
+    char *copy = strdup(agent_id);
+
+    if (!copy)
+        return ERR_NOMEM;
+    free(s->agent_id);
+    s->agent_id = copy;
+    return 0;
+}
+
+const char *engine__agent(const struct engine_session *s)
+{
+    return s->agent_id ? s->agent_id : s->engine->agent_id;
+}
+
+const char *engine_session_agent(const struct engine_session *s)
+{
+    return engine__agent(s);
 }
 
 void engine_session_set_server(struct engine_session *s, const char *server_name)

@@ -66,6 +66,38 @@ void engine_session_free(struct engine_session *s);
 void engine_session_set_server(struct engine_session *s, const char *server_name);
 const char *engine_session_server(const struct engine_session *s);
 
+/* ---- gateway mode: one engine, many agents, no tools/list ----
+ *
+ *   gateway ──engine_session_new_shared()──▶ a session without its own scan scratch
+ *           ──engine_session_set_agent()────▶ the agent its calls are judged for
+ *           ──engine_session_claim_tool()───▶ the descriptor hash the agent's proxy saw,
+ *                                             checked against (and pinned in) pins.db
+ *           ──engine_decide_ex()────────────▶ the same pipeline as engine_decide()
+ */
+
+/* Like engine_session_new(), but the session scans with one scratch shared by every such
+ * session of e instead of its own (about 200 KB each): SECURITY: the caller must then
+ * never run two calls on sessions of e at the same time (the gateway holds one lock
+ * around the engine). Returns NULL on allocation failure. */
+struct engine_session *engine_session_new_shared(struct engine *e, const char *command);
+
+/* Judges this session's calls as agent_id's (rate limits, scopes, the token's sub) instead
+ * of the engine's agent. Returns 0 or ERR_NOMEM (then the session keeps its old agent). */
+int engine_session_set_agent(struct engine_session *s, const char *agent_id);
+const char *engine_session_agent(const struct engine_session *s);
+
+/* Gateway mode's descriptor stage input: the contract hash (64 lowercase hex) of tool as
+ * the caller's proxy saw it in tools/list. Checked against the pin of (the session's
+ * command, "tool", tool) as discovery checks a listed tool: first use pins it, a different
+ * hash marks the pin changed (a rug pull until `clampd tools approve`), and the tool enters
+ * the session's tool set in that state, so that engine_decide_ex() allows it or denies it
+ * with descriptor_hash_mismatch. With dry_run nothing is written: a tool never seen is
+ * judged as if it were pinned now. Returns 0, ERR_INVAL (hash not 64 lowercase hex),
+ * ERR_TOO_BIG (CLAMPD_MAX_TOOLS tools in the session) or ERR_DB / ERR_STATE (pin store);
+ * SECURITY: on error the caller must deny the call. */
+int engine_session_claim_tool(struct engine_session *s, const char *tool, const char *hash,
+                              bool dry_run);
+
 /* ---- discover ---- */
 
 struct engine_discovery {
@@ -129,6 +161,8 @@ struct engine_verdict {
     size_t n_rule_ids;
     char scope_token[ENGINE_TOKEN_MAX]; /* allowed with keys: the token for the forwarded
                                          * call's params._meta["clampd/scope_token"]; else "" */
+    int64_t retry_ms; /* rate_limited: ms until a retry can pass, -1: never (the call alone is
+                       * over the limit); else 0 */
 };
 
 /* One tools/call as the edge parsed it (no tree is built for a call on the hot path). */
@@ -147,6 +181,16 @@ struct engine_call {
  * DENY in out. */
 int engine_decide(struct engine_session *s, const struct engine_call *call,
                   struct engine_verdict *out);
+
+enum engine_decide_flags {
+    ENGINE_DECIDE_DRY_RUN = 1 /* judge only: rate limits are checked but not charged, and no
+                               * scope token is minted */
+};
+
+/* engine_decide() with flags (a mask of enum engine_decide_flags); engine_decide() is
+ * engine_decide_ex(s, call, 0, out). */
+int engine_decide_ex(struct engine_session *s, const struct engine_call *call, unsigned flags,
+                     struct engine_verdict *out);
 
 /* inspect(result): scans the CallToolResult json[0..len) (raw bytes) of a call of tool
  * (NULL: unknown; it selects the rules scoped to tools) with the response rules. When it may pass

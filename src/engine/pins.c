@@ -250,3 +250,26 @@ int engine__pins_status(struct engine__pins *p, const char *command, const char 
     sqlite3_reset(p->get);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : ERR_DB;
 }
+
+int engine__pins_lookup(struct engine__pins *p, const char *command, const char *kind,
+                        const char *name, bool *found, char pinned[CJSON_HEX_LEN + 1],
+                        bool *withheld)
+{
+    int rc;
+
+    *found = *withheld = false;
+    pinned[0] = '\0';
+    if (!p->db)
+        return ERR_STATE;
+    bind_key(p->get, command, "", kind, name);
+    rc = sqlite3_step(p->get);
+    if (rc == SQLITE_ROW) {
+        const char *h = (const char *)sqlite3_column_text(p->get, 0);
+        const char *st = (const char *)sqlite3_column_text(p->get, 2);
+        *found = true;
+        *withheld = !st || strcmp(st, "pinned") != 0;
+        snprintf(pinned, CJSON_HEX_LEN + 1, "%s", h ? h : "");
+    }
+    sqlite3_reset(p->get);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : ERR_DB;
+}

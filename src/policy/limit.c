@@ -55,10 +55,11 @@ static void prune(struct pol_limiter *l, int64_t now_ms)
     }
 }
 
-/* Refills the bucket key (rate per minute, size burst) to now and takes cost if it can.
- * Returns 1 taken, 0 refused (*retry_ms set), or a negative error. */
+/* Refills the bucket key (rate per minute, size burst) to now and takes cost if it can;
+ * without commit, only says whether it could (nothing is stored). Returns 1 taken (or
+ * could be), 0 refused (*retry_ms set), or a negative error. */
 static int take(struct pol_limiter *l, const char *key, double rate, double burst, double cost,
-                int64_t now_ms, int64_t *retry_ms)
+                int64_t now_ms, bool commit, int64_t *retry_ms)
 {
     json_t *b = json_object_get(l->buckets, key);
     double tokens = burst, per_ms = rate / 60000.0;
@@ -68,7 +69,14 @@ static int take(struct pol_limiter *l, const char *key, double rate, double burs
         tokens = json_real_value(json_array_get(b, 0)) + ((double)now_ms - last) * per_ms;
         if (tokens > burst)
             tokens = burst;
-    } else {
+    }
+    if (!commit) {
+        if (tokens >= cost)
+            return 1;
+        *retry_ms = cost > burst ? -1 : (int64_t)((cost - tokens) / per_ms) + 1;
+        return 0;
+    }
+    if (!b) {
         if (json_object_size(l->buckets) >= POL_MAX_BUCKETS)
             prune(l, now_ms);
         if (!(b = json_pack("[f, f]", burst, (double)now_ms)) ||
@@ -87,9 +95,9 @@ static int take(struct pol_limiter *l, const char *key, double rate, double burs
     return 1;
 }
 
-bool pol_limiter_take(struct pol_limiter *l, const struct pol_rate *r, const char *agent,
-                      const char *tool, size_t len, int64_t now_ms, int64_t *retry_ms,
-                      const char **which)
+static bool charge(struct pol_limiter *l, const struct pol_rate *r, const char *agent,
+                   const char *tool, size_t len, int64_t now_ms, bool commit, int64_t *retry_ms,
+                   const char **which)
 {
     char key[2 * POL_NAME_MAX + 1100];
     int rc;
@@ -98,7 +106,7 @@ bool pol_limiter_take(struct pol_limiter *l, const struct pol_rate *r, const cha
     *which = "";
     if (r->calls_per_minute > 0) {
         snprintf(key, sizeof(key), "c\x1f%s", agent);
-        if ((rc = take(l, key, r->calls_per_minute, r->burst, 1, now_ms, retry_ms)) <= 0) {
+        if ((rc = take(l, key, r->calls_per_minute, r->burst, 1, now_ms, commit, retry_ms)) <= 0) {
             *which = "calls per minute";
             return false; /* SECURITY: an error here refuses too */
         }
@@ -106,7 +114,7 @@ bool pol_limiter_take(struct pol_limiter *l, const struct pol_rate *r, const cha
     if (r->tool_calls_per_minute > 0) {
         double burst = r->tool_calls_per_minute / 6 > 1 ? r->tool_calls_per_minute / 6 : 1;
         snprintf(key, sizeof(key), "t\x1f%s\x1f%.1024s", agent, tool);
-        if ((rc = take(l, key, r->tool_calls_per_minute, burst, 1, now_ms, retry_ms)) <= 0) {
+        if ((rc = take(l, key, r->tool_calls_per_minute, burst, 1, now_ms, commit, retry_ms)) <= 0) {
             *which = "calls per minute to this tool";
             return false;
         }
@@ -114,10 +122,25 @@ bool pol_limiter_take(struct pol_limiter *l, const struct pol_rate *r, const cha
     if (r->bytes_per_minute > 0) {
         snprintf(key, sizeof(key), "b\x1f%s", agent);
         if ((rc = take(l, key, r->bytes_per_minute, r->bytes_per_minute, (double)len, now_ms,
-                       retry_ms)) <= 0) {
+                       commit, retry_ms)) <= 0) {
             *which = "argument bytes per minute";
             return false;
         }
     }
     return true;
+}
+
+bool pol_limiter_take(struct pol_limiter *l, const struct pol_rate *r, const char *agent,
+                      const char *tool, size_t len, int64_t now_ms, int64_t *retry_ms,
+                      const char **which)
+{
+    return charge(l, r, agent, tool, len, now_ms, true, retry_ms, which);
+}
+
+bool pol_limiter_peek(const struct pol_limiter *l, const struct pol_rate *r, const char *agent,
+                      const char *tool, size_t len, int64_t now_ms, int64_t *retry_ms,
+                      const char **which)
+{
+    /* commit false: charge() and take() only read the buckets */
+    return charge((struct pol_limiter *)l, r, agent, tool, len, now_ms, false, retry_ms, which);
 }

@@ -42,6 +42,11 @@ void pol_limiter_free(struct pol_limiter *l);
 bool pol_limiter_take(struct pol_limiter *l, const struct pol_rate *r, const char *agent,
                       const char *tool, size_t len, int64_t now_ms, int64_t *retry_ms,
                       const char **which);
+/* pol_limiter_take() without taking: whether the call would pass now; nothing is changed
+ * (a dry run, the gateway's /v1/verify). */
+bool pol_limiter_peek(const struct pol_limiter *l, const struct pol_rate *r, const char *agent,
+                      const char *tool, size_t len, int64_t now_ms, int64_t *retry_ms,
+                      const char **which);
 
 struct pol;
 
