@@ -14,6 +14,7 @@ int cmd_inspect(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_token(int argc, char **argv);
+int cmd_gateway(int argc, char **argv);
 
 /* Resolves the state directory: dir if given, else $XDG_STATE_HOME/clampd, else
  * ~/.local/state/clampd; creates it (mode 0700) when create is set. Returns a malloc'd

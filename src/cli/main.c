@@ -17,6 +17,7 @@ static const char usage[] =
     "Commands:\n"
     "  mcp      run as a stdio MCP server in front of a downstream MCP server\n"
     "           (clampd mcp --downstream \"npx -y @modelcontextprotocol/server-filesystem /tmp\")\n"
+    "  gateway  serve the same checks over HTTP for many agents and proxies (--policy FILE)\n"
     "  tools    list, approve or revoke pinned tool contract hashes\n"
     "  rules    list the detection rule packs and check their examples\n"
     "  inspect  judge tool descriptions, call arguments or results offline (JSON Lines)\n"
@@ -51,6 +52,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "mcp") == 0)
         return cmd_mcp(argc - 1, argv + 1);
+    if (strcmp(argv[1], "gateway") == 0)
+        return cmd_gateway(argc - 1, argv + 1);
     if (strcmp(argv[1], "tools") == 0)
         return cmd_tools(argc - 1, argv + 1);
     if (strcmp(argv[1], "rules") == 0)

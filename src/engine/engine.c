@@ -155,6 +155,11 @@ void engine_session_clear_tools(struct engine_session *s)
     json_object_clear(s->tools);
 }
 
+size_t engine_session_tool_count(const struct engine_session *s)
+{
+    return json_object_size(s->tools);
+}
+
 int engine_session_tools_digest(const struct engine_session *s, char hex[CJSON_HEX_LEN + 1])
 {
     struct dbuf canon;

@@ -123,6 +123,8 @@ int engine_discover_tools(struct engine_session *s, json_t *result, bool first_p
 /* Drops the session's tool set: after a failed re-listing nothing is callable until the
  * next successful listing. */
 void engine_session_clear_tools(struct engine_session *s);
+/* The number of tools in the session's tool set (withheld ones included). */
+size_t engine_session_tool_count(const struct engine_session *s);
 
 /* A digest of the session's tool set (names, hashes, states): equal digests mean the set
  * did not change. Returns 0 or a negative error. */
