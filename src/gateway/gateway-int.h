@@ -65,12 +65,13 @@ struct gw__call_req {
     bool has_prompt_context;
 };
 
-/* POST /v1/scan-input {text, tool?} and /v1/scan-output {text, tool?} | {result, tool?}. */
+/* POST /v1/scan-input {text | arguments, tool?} and /v1/scan-output {text | result, tool?}. */
 struct gw__scan_req {
     char *text; /* decoded, malloc'd (NUL-terminated, may hold NULs: text_len), or NULL */
     size_t text_len;
-    const char *result; /* raw JSON of a CallToolResult object (scan-output), or NULL */
-    size_t result_len;
+    const char *object; /* raw JSON of the arguments object (scan-input) or of the
+                         * CallToolResult (scan-output), or NULL */
+    size_t object_len;
     char tool[GW_TOOL_MAX + 1]; /* "" when absent */
 };
 

@@ -209,34 +209,32 @@ int gw__parse_call(const char *body, size_t len, struct gw__call_req *out, struc
     return 0;
 }
 
-enum { S_TEXT, S_RESULT, S_TOOL };
-static const char *const scan_in_names[] = {"text", "tool", NULL};
+enum { S_TEXT, S_OBJECT, S_TOOL };
+static const char *const scan_in_names[] = {"text", "arguments", "tool", NULL};
 static const char *const scan_out_names[] = {"text", "result", "tool", NULL};
 
 int gw__parse_scan(const char *body, size_t len, bool output, struct gw__scan_req *out,
                    struct gw__error *err)
 {
     struct walk w = {.names = output ? scan_out_names : scan_in_names, .err = err};
-    size_t i_tool = output ? S_TOOL : 1;
+    const char *obj = output ? "result" : "arguments";
     long n;
 
     memset(out, 0, sizeof(*out));
     if (walk_body(body, len, &w))
         return ERR_INVAL;
-    if (w.seen[i_tool] && get_string(&w, i_tool, out->tool, sizeof(out->tool), false))
+    if (w.seen[S_TOOL] && get_string(&w, S_TOOL, out->tool, sizeof(out->tool), false))
         return ERR_INVAL;
-    if (output && w.seen[S_TEXT] == w.seen[S_RESULT])
+    if (w.seen[S_TEXT] == w.seen[S_OBJECT])
         return fail(err, w.seen[S_TEXT] ? "invalid_request" : "missing_field",
-                    "give either 'text' or 'result' (a CallToolResult)");
-    if (output && w.seen[S_RESULT]) {
-        if (kind_of(w.values[S_RESULT]) != '{')
-            return fail(err, "invalid_field", "'result' must be a CallToolResult object");
-        out->result = w.values[S_RESULT].p;
-        out->result_len = w.values[S_RESULT].n;
+                    "give either 'text' or '%s'", obj);
+    if (w.seen[S_OBJECT]) {
+        if (kind_of(w.values[S_OBJECT]) != '{')
+            return fail(err, "invalid_field", "'%s' must be an object", obj);
+        out->object = w.values[S_OBJECT].p;
+        out->object_len = w.values[S_OBJECT].n;
         return 0;
     }
-    if (!w.seen[S_TEXT])
-        return fail(err, "missing_field", "'text' is required");
     if (kind_of(w.values[S_TEXT]) != '"')
         return fail(err, "invalid_field", "'text' must be a string");
     /* the decoded text is never longer than its JSON token, which the body cap bounds */

@@ -194,19 +194,25 @@ static void route_scan_input(struct gw *g, struct gw__req *r, struct gw__reply *
         reply_parse_error(r, rep, rc, &err);
         return;
     }
-    /* the text is judged as the argument "text" of a call, by the same rule stage */
-    json_t *wrap = json_object();
-    if (wrap && !json_object_set_new(wrap, "text", json_stringn(q.text, q.text_len)))
-        args = json_dumps(wrap, JSON_COMPACT);
-    json_decref(wrap);
-    if (!args) {
-        gw__scan_req_deinit(&q);
-        gw__reply_error(r, rep, 503, "overloaded", "out of memory");
-        return;
+    /* SECURITY: a bare text is judged as the value of an argument named "input", a name
+     * no rule is scoped to or excluded from: rules meant for free text (fields such as
+     * "text") and for any field apply, rules for particular fields ("path") do not; give
+     * "arguments" to judge a call's real arguments. */
+    if (q.text) {
+        json_t *wrap = json_object();
+        if (wrap && !json_object_set_new(wrap, "input", json_stringn(q.text, q.text_len)))
+            args = json_dumps(wrap, JSON_COMPACT);
+        json_decref(wrap);
+        if (!args) {
+            gw__scan_req_deinit(&q);
+            gw__reply_error(r, rep, 503, "overloaded", "out of memory");
+            return;
+        }
     }
     pthread_mutex_lock(&g->lock);
     t = clampd_now_ns();
-    engine_inspect_arguments(g->scan, q.tool[0] ? q.tool : NULL, args, strlen(args), &v);
+    engine_inspect_arguments(g->scan, q.tool[0] ? q.tool : NULL, args ? args : q.object,
+                             args ? strlen(args) : q.object_len, &v);
     gw__metrics_latency(&g->metrics, GW_ST_SCAN_INPUT, clampd_now_ns() - t);
     gw__metrics_scan(&g->metrics, &v, false);
     pthread_mutex_unlock(&g->lock);
@@ -265,8 +271,8 @@ static void route_scan_output(struct gw *g, struct gw__req *r, struct gw__reply 
         gw__reply_error(r, rep, 503, "overloaded", "out of memory");
         return;
     }
-    const char *raw = wrapped ? wrapped : q.result;
-    size_t len = wrapped ? strlen(wrapped) : q.result_len;
+    const char *raw = wrapped ? wrapped : q.object;
+    size_t len = wrapped ? strlen(wrapped) : q.object_len;
     pthread_mutex_lock(&g->lock);
     t = clampd_now_ns();
     rc = engine_inspect_result(g->scan, q.tool[0] ? q.tool : NULL, raw, len, &rewritten, &v);
