@@ -175,6 +175,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+/* libmicrohttpd's own messages (its format strings, our log) */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char buf[512];
     size_t n;
