@@ -55,7 +55,7 @@ function startGateway(args) {
   return new Promise((resolve, reject) => {
     const p = spawn(CLAMPD, ["gateway", "--listen", "127.0.0.1:0", "-v", ...args], { stdio: ["ignore", "ignore", "pipe"] });
     let err = "";
-    const t = setTimeout(() => reject(new Error("gateway did not start:\n" + err)), 60000);
+    const t = setTimeout(() => reject(new Error("gateway did not start:\n" + err)), 110000);
     p.stderr.on("data", (d) => {
       err += d;
       const m = /listening on (http:\/\/[0-9.]+:\d+)/.exec(err);
@@ -120,7 +120,16 @@ describe("clampd gateway: /v1/proxy, /v1/verify, scans, metrics, JWKS, limits", 
     gw = await startGateway(["--policy", path.join(dir, "policy.yaml"), "--state-dir", stateDir]);
     jwks = jose.createRemoteJWKSet(new URL(gw.url + "/.well-known/jwks.json"));
   });
-  after(() => gw?.proc.kill("SIGKILL"));
+  after(async () => {
+    // a clean stop after everything above: exit status 0 (under ASan: no leak, no error)
+    const code = await new Promise((res) => {
+      gw.proc.removeAllListeners("exit");
+      gw.proc.on("exit", (c) => res(c));
+      gw.proc.kill("SIGTERM");
+    });
+    assert.equal(code, 0, gw.stderr().slice(-4000));
+    assert.doesNotMatch(gw.stderr(), /AddressSanitizer|runtime error|LeakSanitizer/);
+  });
 
   it("allows a call in the agent's scopes, with a scope token jose verifies against the gateway's JWKS", async () => {
     const args = { path: "/srv/notes.txt" };
