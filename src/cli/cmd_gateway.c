@@ -166,6 +166,10 @@ static int run(struct gw_opts *o)
     char *err = NULL, *dir = NULL;
     int rc = 1;
 
+    if (gw_listen_check(o->listen, &err)) { /* before the seconds rules may take to load */
+        fprintf(stderr, "clampd gateway: %s\n", err ? err : "bad --listen");
+        goto out;
+    }
     if (pol_load(o->policy, &policy, &err)) {
         fprintf(stderr, "clampd gateway: policy: %s\n", err ? err : "cannot load");
         goto out;

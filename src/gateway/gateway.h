@@ -46,6 +46,10 @@ struct gw_config {
 
 struct gw;
 
+/* Checks that listen is "HOST:PORT" with a host that resolves, before anything is loaded.
+ * Returns 0, or ERR_INVAL with a malloc'd message in *errmsg (caller frees). */
+int gw_listen_check(const char *listen, char **errmsg);
+
 /* Binds cfg->listen and starts serving in the background. Returns 0 and *out, or a
  * negative enum clampd_err with a malloc'd message in *errmsg (caller frees). */
 int gw_new(const struct gw_config *cfg, struct gw **out, char **errmsg);

@@ -225,6 +225,18 @@ bad:
     return ERR_INVAL;
 }
 
+int gw_listen_check(const char *listen, char **errmsg)
+{
+    struct addrinfo *ai = NULL;
+    int rc;
+
+    *errmsg = NULL;
+    rc = resolve(listen, &ai, errmsg);
+    if (ai)
+        freeaddrinfo(ai);
+    return rc;
+}
+
 static int start(struct gw *g, char **errmsg)
 {
     struct addrinfo *ai = NULL;

@@ -55,7 +55,10 @@ function startGateway(args) {
   return new Promise((resolve, reject) => {
     const p = spawn(CLAMPD, ["gateway", "--listen", "127.0.0.1:0", "-v", ...args], { stdio: ["ignore", "ignore", "pipe"] });
     let err = "";
-    const t = setTimeout(() => reject(new Error("gateway did not start:\n" + err)), 110000);
+    const t = setTimeout(() => {
+      p.kill("SIGKILL"); // never left behind
+      reject(new Error("gateway did not start:\n" + err));
+    }, 110000);
     p.stderr.on("data", (d) => {
       err += d;
       const m = /listening on (http:\/\/[0-9.]+:\d+)/.exec(err);
@@ -121,6 +124,7 @@ describe("clampd gateway: /v1/proxy, /v1/verify, scans, metrics, JWKS, limits", 
     jwks = jose.createRemoteJWKSet(new URL(gw.url + "/.well-known/jwks.json"));
   });
   after(async () => {
+    if (!gw) return;
     // a clean stop after everything above: exit status 0 (under ASan: no leak, no error)
     const code = await new Promise((res) => {
       gw.proc.removeAllListeners("exit");
