@@ -2,7 +2,7 @@
  * server: libmicrohttpd glue. A request's life, in the access handler's calls:
  *
  *   first call (headers) ─ route (404/405) ─ overload (503) ─ X-AG-Key (401)
- *                        ─ Content-Length over the cap (413) ─ GET: answered now
+ *                        ─ Content-Length over 4x the cap (413; over the cap: 413 after the body)
  *   body chunks          ─ appended to a capped buffer (past the cap: dropped, then 413)
  *   last call            ─ gw__handle() ─ answer
  *
@@ -102,8 +102,11 @@ static enum MHD_Result on_headers(struct gw *g, struct MHD_Connection *c, struct
     if (cl) {
         char *end = NULL;
         unsigned long long n = strtoull(cl, &end, 10);
-        if (end == cl || *end || n > g->cfg.max_body)
+        if (end == cl || *end || n > GW_DISCARD_FACTOR * (unsigned long long)g->cfg.max_body)
             return reply_error(g, c, r, 413, "body_too_large", "the body is over the size limit");
+        /* Somewhat over the cap: read and dropped, then 413, so that a client still sending
+         * gets the answer rather than a reset connection. */
+        r->too_big = n > g->cfg.max_body;
     }
     return MHD_YES;
 }

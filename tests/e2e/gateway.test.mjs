@@ -132,7 +132,7 @@ describe("clampd gateway: /v1/proxy, /v1/verify, scans, metrics, JWKS, limits", 
       gw.proc.kill("SIGTERM");
     });
     assert.equal(code, 0, gw.stderr().slice(-4000));
-    assert.doesNotMatch(gw.stderr(), /AddressSanitizer|runtime error|LeakSanitizer/);
+    assert.doesNotMatch(gw.stderr(), /AddressSanitizer|ThreadSanitizer|runtime error|LeakSanitizer/);
   });
 
   it("allows a call in the agent's scopes, with a scope token jose verifies against the gateway's JWKS", async () => {
