@@ -13,6 +13,7 @@
 #include "token/token.h"
 #include "inspect/inspect.h"
 #include "proxy/proxy.h"
+#include "transport/transport.h"
 
 static const char usage[] =
     "Usage: clampd mcp --downstream \"COMMAND [ARGS...]\" [options]\n"
@@ -59,6 +60,18 @@ static const char usage[] =
     "                        Either way, ANSI escapes and invisible characters are removed\n"
     "                        from every tool's descriptions and titles before the client\n"
     "                        sees them.\n"
+    "  --gateway URL         remote mode: every tools/call is decided by the clampd gateway\n"
+    "                        at URL (docs/gateway.md): its policy, rules, rate limits and\n"
+    "                        scope tokens. Discovery (pins, description scans) and result\n"
+    "                        inspection stay here. If the gateway does not answer, the call\n"
+    "                        is denied (gateway_unavailable): fail closed.\n"
+    "  --api-key-file FILE   the agent's gateway API key (sent as X-AG-Key), first line of\n"
+    "                        FILE; or $CLAMPD_API_KEY; or --api-key KEY (visible to other\n"
+    "                        users in the process list: prefer the file or the variable)\n"
+    "  --fail-open           remote mode: when the gateway does not answer, decide the call\n"
+    "                        with the local rules instead of denying it (logged as a warning\n"
+    "                        at every such call)\n"
+    "  --gateway-timeout MS  remote mode: how long a decision may take (default 5000)\n"
     "  --relist-interval S   re-list the downstream's tools every S seconds to catch silent\n"
     "                        changes (default 300; 0 turns it off). clampd always re-lists at\n"
     "                        once on notifications/tools/list_changed.\n"
@@ -82,6 +95,9 @@ struct mcp_opts {
     const char *policy;
     bool tokens;
     long token_ttl;
+    const char *gateway, *api_key, *api_key_file;
+    bool fail_open;
+    long gateway_timeout;
 };
 
 static int parse_opts(int argc, char **argv, struct mcp_opts *o)
@@ -97,6 +113,11 @@ static int parse_opts(int argc, char **argv, struct mcp_opts *o)
                                           {"policy", required_argument, NULL, 'Y'},
                                           {"scope-tokens", no_argument, NULL, 'T'},
                                           {"token-ttl", required_argument, NULL, 'L'},
+                                          {"gateway", required_argument, NULL, 'G'},
+                                          {"api-key", required_argument, NULL, 'K'},
+                                          {"api-key-file", required_argument, NULL, 'F'},
+                                          {"fail-open", no_argument, NULL, 'O'},
+                                          {"gateway-timeout", required_argument, NULL, 'W'},
                                           {"verbose", no_argument, NULL, 'v'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
@@ -111,6 +132,16 @@ static int parse_opts(int argc, char **argv, struct mcp_opts *o)
         case 'R': o->rules[o->n_rules++] = optarg; break;
         case 'Y': o->policy = optarg; break;
         case 'T': o->tokens = true; break;
+        case 'G': o->gateway = optarg; break;
+        case 'K': o->api_key = optarg; break;
+        case 'F': o->api_key_file = optarg; break;
+        case 'O': o->fail_open = true; break;
+        case 'W':
+            if (clampd_parse_long(optarg, 1, 600000, &o->gateway_timeout)) {
+                fprintf(stderr, "clampd mcp: --gateway-timeout wants milliseconds (1..600000)\n");
+                return 1;
+            }
+            break;
         case 'L':
             if (clampd_parse_long(optarg, 1, TOK_MAX_TTL, &o->token_ttl)) {
                 fprintf(stderr, "clampd mcp: --token-ttl wants seconds (1..%d)\n", TOK_MAX_TTL);
@@ -162,7 +193,63 @@ static int parse_opts(int argc, char **argv, struct mcp_opts *o)
         fprintf(stderr, "clampd mcp: --downstream is required\n\n%s", usage);
         return 1;
     }
+    if (!o->gateway && (o->api_key || o->api_key_file || o->fail_open || o->gateway_timeout)) {
+        fprintf(stderr, "clampd mcp: --api-key, --api-key-file, --fail-open and"
+                        " --gateway-timeout go with --gateway\n");
+        return 1;
+    }
+    if (o->gateway && (o->policy || o->tokens)) {
+        fprintf(stderr, "clampd mcp: with --gateway the gateway's policy decides and signs the"
+                        " scope tokens: --policy and --scope-tokens are for in-process mode\n");
+        return 1;
+    }
+    if (o->gateway && strncmp(o->gateway, "http://", 7) != 0 &&
+        strncmp(o->gateway, "https://", 8) != 0) {
+        fprintf(stderr, "clampd mcp: --gateway wants an http:// or https:// URL\n");
+        return 1;
+    }
     return -1; /* go on */
+}
+
+#define MCP_API_KEY_MAX 512 /* the gateway considers no longer X-AG-Key */
+
+/* The gateway API key: --api-key-file's first line, else $CLAMPD_API_KEY, else --api-key.
+ * Returns a malloc'd key or NULL (with a message). */
+static char *api_key(const struct mcp_opts *o)
+{
+    char buf[MCP_API_KEY_MAX + 2];
+    const char *env = getenv("CLAMPD_API_KEY");
+    char *key = NULL;
+
+    if (o->api_key_file) {
+        FILE *f = fopen(o->api_key_file, "r");
+        if (!f || !fgets(buf, sizeof(buf), f)) {
+            fprintf(stderr, "clampd mcp: --api-key-file %s: cannot read it\n", o->api_key_file);
+            if (f)
+                fclose(f);
+            return NULL;
+        }
+        fclose(f);
+        buf[strcspn(buf, "\r\n")] = '\0';
+        key = strdup(buf);
+        clampd_wipe(buf, sizeof(buf));
+    } else if (env && *env) {
+        key = strdup(env);
+    } else if (o->api_key) {
+        key = strdup(o->api_key);
+    } else {
+        fprintf(stderr, "clampd mcp: --gateway needs the agent's API key: --api-key-file FILE,"
+                        " $CLAMPD_API_KEY or --api-key KEY\n");
+        return NULL;
+    }
+    if (key && (!*key || strlen(key) > MCP_API_KEY_MAX || strpbrk(key, "\r\n"))) {
+        fprintf(stderr, "clampd mcp: the API key is empty or longer than %d bytes\n",
+                MCP_API_KEY_MAX);
+        clampd_wipe(key, strlen(key));
+        free(key);
+        return NULL;
+    }
+    return key;
 }
 
 static int run(struct mcp_opts *o)
@@ -173,7 +260,24 @@ static int run(struct mcp_opts *o)
     struct insp_ruleset *rules = NULL;
     struct pol *policy = NULL;
     struct tok_keyring *keys = NULL;
+    char *key = NULL;
+    struct proxy_gateway gw = {0};
     int rc = PROXY_EXIT_USAGE;
+
+    if (o->gateway) {
+        if (!(key = api_key(o)))
+            goto out;
+        if (tp_http_global_init()) {
+            fprintf(stderr, "clampd mcp: cannot initialise libcurl\n");
+            goto out;
+        }
+        gw = (struct proxy_gateway){o->gateway, key, o->fail_open,
+                                    o->gateway_timeout ? (unsigned)o->gateway_timeout : 5000};
+        if (o->fail_open)
+            clog_warn("--fail-open: calls are decided by the local rules whenever the gateway at"
+                      " %s does not answer",
+                      o->gateway);
+    }
 
     if (clampd_split_words(o->downstream, &words, &nwords, &err)) {
         fprintf(stderr, "clampd mcp: --downstream: %s\n", err ? err : "cannot split");
@@ -213,7 +317,8 @@ static int run(struct mcp_opts *o)
         fprintf(stderr, "clampd mcp: %s\n", err ? err : "cannot start the engine");
         goto out;
     }
-    struct proxy_config pcfg = {words, env, o->downstream, eng, (unsigned)o->relist, 2000};
+    struct proxy_config pcfg = {
+        words, env, o->downstream, eng, (unsigned)o->relist, 2000, o->gateway ? &gw : NULL};
     rc = proxy_run(&pcfg);
 out:
     engine_free(eng);
@@ -221,6 +326,10 @@ out:
     pol_free(policy);
     tok_keyring_free(keys);
     clampd_free_words(words);
+    if (key) {
+        clampd_wipe(key, strlen(key));
+        free(key);
+    }
     free(env);
     free(dir);
     free(err);

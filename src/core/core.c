@@ -205,6 +205,11 @@ int clampd_parse_long(const char *s, long min, long max, long *out)
     return 0;
 }
 
+void clampd_wipe(void *p, size_t n)
+{
+    sodium_memzero(p, n);
+}
+
 int clampd_random_hex(char *out, size_t n)
 {
     unsigned char raw[64];

@@ -94,6 +94,8 @@ int clampd_parse_long(const char *s, long min, long max, long *out);
 /* Fills out with 2*n lowercase hex digits of n random bytes from libsodium's CSPRNG.
  * out must hold 2*n+1 bytes. Returns 0 or ERR_INVAL (n too large). */
 int clampd_random_hex(char *out, size_t n);
+/* Overwrites n bytes at p with zeros in a way the compiler keeps (secrets, keys). */
+void clampd_wipe(void *p, size_t n);
 /* Value of the hex digit c (0..15), or -1 when c is not one. */
 int clampd_hexval(int c);
 

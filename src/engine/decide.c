@@ -300,6 +300,11 @@ int engine_decide_ex(struct engine_session *s, const struct engine_call *call, u
         return 0;
     }
     out->verdict = VERDICT_ALLOW;
+    if (flags & ENGINE_DECIDE_DESCRIPTOR_ONLY) {
+        /* the proxy's remote mode: the gateway runs the other stages */
+        check_descriptor(s, call->tool, out);
+        return 0;
+    }
     rate_limit(s, call, dry_run, out);
     if (out->verdict == VERDICT_ALLOW)
         check_descriptor(s, call->tool, out);
@@ -314,6 +319,20 @@ int engine_decide_ex(struct engine_session *s, const struct engine_call *call, u
     if (out->verdict != VERDICT_DENY && !dry_run)
         mint_token(s, call, out);
     return 0;
+}
+
+bool engine_session_tool_hash(const struct engine_session *s, const char *tool,
+                              char hex[CJSON_HEX_LEN + 1])
+{
+    json_t *entry = json_object_get(s->tools, tool);
+    const char *hash = json_string_value(json_object_get(entry, "hash"));
+    const char *pinned = json_string_value(json_object_get(entry, "pinned"));
+
+    if (!hash || !pinned || strcmp(hash, pinned) != 0 || strlen(hash) != CJSON_HEX_LEN ||
+        json_integer_value(json_object_get(entry, "state")) != TOOL_OK)
+        return false;
+    memcpy(hex, hash, CJSON_HEX_LEN + 1);
+    return true;
 }
 
 int engine_inspect_arguments(struct engine_session *s, const char *tool, const char *json,

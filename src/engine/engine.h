@@ -185,9 +185,18 @@ int engine_decide(struct engine_session *s, const struct engine_call *call,
                   struct engine_verdict *out);
 
 enum engine_decide_flags {
-    ENGINE_DECIDE_DRY_RUN = 1 /* judge only: rate limits are checked but not charged, and no
-                               * scope token is minted */
+    ENGINE_DECIDE_DRY_RUN = 1,        /* judge only: rate limits are checked but not charged,
+                                       * and no scope token is minted */
+    ENGINE_DECIDE_DESCRIPTOR_ONLY = 2 /* only the call's shape and the descriptor stage (the
+                                       * tool is listed and matches its pin): the proxy's
+                                       * remote mode, where the gateway runs the rest */
 };
+
+/* The contract hash of tool in this session's tool set, when it is listed and callable (its
+ * hash is its pin): what the proxy's remote mode sends the gateway as
+ * tool_descriptor_hash. */
+bool engine_session_tool_hash(const struct engine_session *s, const char *tool,
+                              char hex[CJSON_HEX_LEN + 1]);
 
 /* engine_decide() with flags (a mask of enum engine_decide_flags); engine_decide() is
  * engine_decide_ex(s, call, 0, out). */

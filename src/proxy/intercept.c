@@ -53,7 +53,7 @@ void proxy__fail_held(struct proxy *p, const char *why)
     json_array_clear(p->held);
 }
 
-static void answer_result(struct proxy *p, struct jrpc_slice id, json_t *result)
+void proxy__answer_result(struct proxy *p, struct jrpc_slice id, json_t *result)
 {
     json_t *idv = json_loadb(id.p, id.n, JSON_DECODE_ANY, NULL);
     json_t *msg = json_pack("{s:s, s:o, s:o}", "jsonrpc", "2.0", "id", idv, "result", result);
@@ -64,16 +64,6 @@ static void answer_result(struct proxy *p, struct jrpc_slice id, json_t *result)
         proxy__send_error(p, id, JRPC_INTERNAL_ERROR, "clampd: out of memory");
     json_decref(msg);
 }
-
-/* Tool names are at most 128 characters in MCP; anything much longer is refused. */
-#define CALL_NAME_MAX 1024
-
-struct call_scan {
-    struct engine_call call;
-    char name[CALL_NAME_MAX];
-    unsigned seen;
-    struct jrpc_slice meta; /* params._meta's raw value, {NULL,0} when absent */
-};
 
 /* One member of a tools/call's params, read straight from the bytes (no tree). */
 static int call_member(void *ctx, const char *key, size_t klen, struct jrpc_slice v)
@@ -173,6 +163,13 @@ static char *with_token(const char *line, size_t len, const struct jrpc_peek *pk
     return out.ptr; /* the buffer is the caller's now */
 }
 
+void proxy__scan_call(const struct jrpc_peek *pk, struct call_scan *cs)
+{
+    memset(cs, 0, sizeof(*cs));
+    if (jrpc_object_each(pk->params, call_member, cs))
+        cs->call.malformed = true;
+}
+
 void proxy__client_call(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk)
 {
     struct call_scan cs;
@@ -184,30 +181,43 @@ void proxy__client_call(struct proxy *p, const char *line, size_t len, const str
         hold(p, "server", line, len, &pk->id);
         return;
     }
-    memset(&cs, 0, sizeof(cs));
-    if (jrpc_object_each(pk->params, call_member, &cs))
-        cs.call.malformed = true;
-    engine_decide(p->session, &cs.call, &v);
-    if (v.verdict == VERDICT_DENY) {
-        clog_warn("denied tools/call '%.128s' [%s]: %s", cs.call.tool ? cs.call.tool : "?",
-                  v.request_id, v.reason);
-        answer_result(p, pk->id, engine_denial_result(&v, cs.call.tool));
+    proxy__scan_call(pk, &cs);
+    if (p->cfg->gateway) {
+        /* remote mode: the shape and the pin here, the rest at the gateway */
+        engine_decide_ex(p->session, &cs.call, ENGINE_DECIDE_DESCRIPTOR_ONLY, &v);
+        if (v.verdict != VERDICT_DENY) {
+            proxy__remote_call(p, line, len, &cs);
+            return;
+        }
+    } else {
+        engine_decide(p->session, &cs.call, &v);
+    }
+    proxy__apply_verdict(p, line, len, pk, &cs, &v);
+}
+
+void proxy__apply_verdict(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk,
+                          const struct call_scan *cs, const struct engine_verdict *v)
+{
+    if (v->verdict == VERDICT_DENY) {
+        clog_warn("denied tools/call '%.128s' [%s]: %s", cs->call.tool ? cs->call.tool : "?",
+                  v->request_id, v->reason);
+        proxy__answer_result(p, pk->id, engine_denial_result(v, cs->call.tool));
     } else {
         size_t n = len;
         /* SECURITY: a scope token is only ever clampd's: one the client sent is dropped */
-        bool forged = !v.scope_token[0] && cs.meta.p && meta_has_token(cs.meta);
+        bool forged = !v->scope_token[0] && cs->meta.p && meta_has_token(cs->meta);
         char *withtok =
-            v.scope_token[0] || forged
-                ? with_token(line, len, pk, &cs, v.scope_token[0] ? v.scope_token : NULL, &n)
+            v->scope_token[0] || forged
+                ? with_token(line, len, pk, cs, v->scope_token[0] ? v->scope_token : NULL, &n)
                 : NULL;
-        if ((v.scope_token[0] || forged) && !withtok) {
+        if ((v->scope_token[0] || forged) && !withtok) {
             proxy__send_error(p, pk->id, JRPC_INVALID_PARAMS,
                               "clampd: the call's params._meta is not an object, so no scope"
                               " token can be attached; the call was not forwarded");
             return;
         }
-        if (proxy__pending_add(p, pk->id, PK_TOOLS_CALL, cs.call.tool) == 0) {
-            clog_debug("allowed tools/call '%s' [%s]", cs.call.tool, v.request_id);
+        if (proxy__pending_add(p, pk->id, PK_TOOLS_CALL, cs->call.tool) == 0) {
+            clog_debug("allowed tools/call '%s' [%s]", cs->call.tool, v->request_id);
             /* SECURITY: the very bytes that were judged (with the token, only _meta
              * differs) */
             proxy__to_server(p, withtok ? withtok : line, n);
@@ -274,7 +284,7 @@ void proxy__tool_result(struct proxy *p, const char *tool, const char *line, siz
         return;
     }
     if (rewritten)
-        answer_result(p, pk->id, rewritten);
+        proxy__answer_result(p, pk->id, rewritten);
     else
         proxy__to_client(p, line, len); /* nothing to change: the exact bytes */
 }
@@ -433,8 +443,7 @@ static void finish_relist(struct proxy *p)
         proxy__to_client(p, note, sizeof(note) - 1);
     }
     release_held(p);
-    if (p->stdin_close_deferred)
-        proxy__continue_shutdown(p);
+    proxy__maybe_continue_shutdown(p);
 }
 
 void proxy__own_answer(struct proxy *p, const char *line, size_t len, struct jrpc_slice id)

@@ -27,6 +27,19 @@ enum relist_reason {
     RELIST_FIRST,    /* the session has no listing yet: a call must wait for one */
 };
 
+/* Tool names are at most 128 characters in MCP; anything much longer is refused. */
+#define CALL_NAME_MAX 1024
+
+/* A tools/call's params as read from the bytes (no tree). */
+struct call_scan {
+    struct engine_call call;
+    char name[CALL_NAME_MAX];
+    unsigned seen;
+    struct jrpc_slice meta; /* params._meta's raw value, {NULL,0} when absent */
+};
+
+struct tp_http;
+
 struct proxy {
     uv_loop_t *loop;
     const struct proxy_config *cfg;
@@ -66,6 +79,13 @@ struct proxy {
     uv_timer_t flush_timer;      /* bounds the final flush of our stdout */
     struct tp_out *cout_closing; /* our stdout, closed and still flushing */
     uv_signal_t sigint, sigterm;
+
+    /* remote mode (cfg->gateway): decisions at the gateway, on libuv's thread pool */
+    unsigned remote_inflight;     /* calls waiting for the gateway's answer */
+    struct tp_http **remote_idle; /* kept-alive clients no request holds */
+    size_t n_remote_idle;
+    char *remote_key_header; /* "X-AG-Key: ..." (SECURITY: wiped when freed) */
+    char session_id[33];     /* this session at the gateway: random, per run */
 };
 
 /* proxy.c */
@@ -89,6 +109,12 @@ int proxy__pending_add(struct proxy *p, struct jrpc_slice id, enum pending_kind 
 void proxy__fail_pending(struct proxy *p, const char *why);
 
 /* intercept.c */
+void proxy__scan_call(const struct jrpc_peek *pk, struct call_scan *cs);
+/* Forwards the call (with v's scope token in params._meta, a client's own token dropped) or
+ * answers it with v's denial. */
+void proxy__apply_verdict(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk,
+                          const struct call_scan *cs, const struct engine_verdict *v);
+void proxy__answer_result(struct proxy *p, struct jrpc_slice id, json_t *result);
 /* Answers a prompts/get for a prompt withheld in this session with an error; true if so. */
 bool proxy__prompt_withheld(struct proxy *p, const struct jrpc_peek *pk);
 void proxy__client_call(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk);
@@ -108,5 +134,14 @@ void proxy__fail_held(struct proxy *p, const char *why);
 void proxy__start_relist(struct proxy *p, const char *notification, size_t len,
                          enum relist_reason why);
 void proxy__relist_timed_out(struct proxy *p);
+
+/* remote.c: the proxy's remote mode */
+int proxy__remote_init(struct proxy *p);
+void proxy__remote_free(struct proxy *p);
+/* Asks the gateway to decide the call (its shape and pin already checked here); the answer
+ * forwards or denies it later, on the loop. */
+void proxy__remote_call(struct proxy *p, const char *line, size_t len, const struct call_scan *cs);
+/* Continues a deferred shutdown once no listing and no remote decision is in flight. */
+void proxy__maybe_continue_shutdown(struct proxy *p);
 
 #endif

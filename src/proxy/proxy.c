@@ -242,13 +242,20 @@ void proxy__begin_shutdown(struct proxy *p, int exit_code)
         finish(p);
         return;
     }
-    if (p->relisting && !p->child_gone) {
-        /* Calls held for the listing in flight are still answered: the downstream's input
-         * is closed once it ends (bounded by the listing's time-out). */
+    if ((p->relisting || p->remote_inflight) && !p->child_gone) {
+        /* Calls held for the listing in flight, or waiting for the gateway, are still
+         * answered: the downstream's input is closed once they are (bounded by the
+         * listing's and the gateway's time-outs). */
         p->stdin_close_deferred = true;
         return;
     }
     proxy__continue_shutdown(p);
+}
+
+void proxy__maybe_continue_shutdown(struct proxy *p)
+{
+    if (p->stdin_close_deferred && !p->relisting && !p->remote_inflight)
+        proxy__continue_shutdown(p);
 }
 
 void proxy__continue_shutdown(struct proxy *p)
@@ -454,6 +461,11 @@ static int proxy_init(struct proxy *p, const struct proxy_config *cfg, uv_loop_t
     p->session = engine_session_new(cfg->engine, cfg->command);
     if (!p->pending || !p->held || !p->session)
         return ERR_NOMEM;
+    if (cfg->gateway) {
+        int rc = proxy__remote_init(p);
+        if (rc)
+            return rc;
+    }
     return open_stdio(p);
 }
 
@@ -465,6 +477,7 @@ static void proxy_deinit(struct proxy *p)
     json_decref(p->pending);
     json_decref(p->held);
     engine_session_free(p->session);
+    proxy__remote_free(p);
     free(p->start_error);
 }
 

@@ -18,6 +18,15 @@
 
 #include "engine/engine.h"
 
+/* Remote mode: every tools/call is decided by a clampd gateway (docs/gateway.md). */
+struct proxy_gateway {
+    const char *url;     /* base URL, e.g. http://127.0.0.1:8700 */
+    const char *api_key; /* sent as X-AG-Key */
+    bool fail_open;      /* gateway unreachable: decide with the local engine (loud) instead
+                          * of denying */
+    unsigned timeout_ms; /* per decision */
+};
+
 struct proxy_config {
     char *const *argv;        /* downstream argv, NULL-terminated */
     char *const *env;         /* downstream environment, NULL-terminated "K=V" */
@@ -26,6 +35,7 @@ struct proxy_config {
     unsigned relist_interval; /* seconds between background re-listings; 0: never */
     unsigned kill_grace_ms;   /* wait after closing the downstream's stdin before SIGTERM,
                                * and after SIGTERM before SIGKILL */
+    const struct proxy_gateway *gateway; /* NULL: decisions in-process by engine */
 };
 
 /* Exit statuses of `clampd mcp` (documented in --help and README). */

@@ -87,4 +87,31 @@ const char *tp_child_stderr_tail(struct tp_child *c);
 /* Closes every handle; the struct is freed once libuv has released them. */
 void tp_child_free(struct tp_child *c);
 
+/* ---- HTTP client (libcurl), for the proxy's remote mode ----
+ *
+ * One struct tp_http is one libcurl easy handle: its connection to the peer is kept alive
+ * from one request to the next. Blocking: the proxy runs it on libuv's thread pool, one
+ * request per handle at a time. tp_http_global_init() must run once, before any thread. */
+
+struct tp_http;
+
+struct tp_http_reply {
+    long status;      /* HTTP status, 0 when no answer came */
+    struct dbuf body; /* the answer's body (at most TP_HTTP_MAX_REPLY bytes) */
+    char error[256];  /* why no answer came ("" if one did) */
+};
+
+#define TP_HTTP_MAX_REPLY (1u << 20)
+
+int tp_http_global_init(void);
+/* A client for the base URL (http:// or https://, no trailing slash needed) whose requests
+ * give up after timeout_ms. Returns NULL on allocation failure. */
+struct tp_http *tp_http_new(const char *base_url, long timeout_ms);
+void tp_http_free(struct tp_http *h);
+/* POSTs body (JSON) to base_url + path with the extra header lines (NULL-terminated list,
+ * may be NULL). Fills reply (initialised by the call; the caller frees reply->body). Returns
+ * 0 when an answer came (any status), or ERR_IO with reply->error set. */
+int tp_http_post_json(struct tp_http *h, const char *path, const char *const *headers,
+                      const char *body, size_t len, struct tp_http_reply *reply);
+
 #endif
