@@ -2,7 +2,7 @@
  * scan: throughput of the inspection engine with every built-in rule (issue 3's targets:
  * >= 1 GB/s per core on benign text; a 1 MB result inspected in <= 2 ms).
  *
- *   bench_scan [-r ROUNDS] [-t SECONDS_PER_ROUND] [-s 4K,64K,1M,16M]
+ *   bench_scan [-r ROUNDS] [-t SECONDS_PER_ROUND] [-s 4K,64K,1M,16M] [-p TOP]
  *
  * For each size, side by side in this process, on the same bytes:
  *   memchr           one pass over the bytes looking for a byte that is not there (memory
@@ -297,24 +297,105 @@ static size_t parse_size(const char *s)
     return v;
 }
 
+/* -p N: each pattern of the response and arguments targets compiled alone (same flags,
+ * same rewrite) and timed over 1 MiB of prose; prints the N slowest. A rule's own cost,
+ * for rule authors: a database runs its patterns together, so the sum of these is not the
+ * database's time, but a pattern far below its neighbours is what to rewrite. */
+struct pat_cost {
+    const char *rule, *expr, *kind;
+    double mbs;
+};
+
+static int cost_cmp(const void *a, const void *b)
+{
+    double x = ((const struct pat_cost *)a)->mbs, y = ((const struct pat_cost *)b)->mbs;
+    return x < y ? -1 : x > y;
+}
+
+static int profile_patterns(const struct insp_ruleset *rs, int top, double per_round)
+{
+    static const char *const kn[] = {"bytes", "utf8", "span", "spaced"};
+    size_t n = 1u << 20, cap = 0, used = 0;
+    char *text = licences(n);
+    struct dbuf sp;
+    struct pat_cost *v = NULL;
+
+    if (!text)
+        return 1;
+    dbuf_init(&sp, CLAMPD_MAX_MESSAGE);
+    insp__collapse_space(text, n, &sp);
+    for (int t = 0; t < INSP__TARGETS; t += 2) {
+        for (size_t i = 0; i < insp_ruleset_count(rs); i++) {
+            const struct insp_rule *r = insp_ruleset_rule(rs, i);
+            if (!(r->targets & 1u << t))
+                continue;
+            for (size_t k = 0; k < r->patterns.n; k++) {
+                int kind = insp__pattern_kind(r, k);
+                const char *expr = kind == INSP_DB_SPACED ? r->spaced[k] : r->patterns.v[k];
+                const char *txt = kind == INSP_DB_SPACED ? sp.ptr : text;
+                size_t tl = kind == INSP_DB_SPACED ? sp.len : n;
+                hs_database_t *db = NULL;
+                hs_scratch_t *hsc = NULL;
+                hs_compile_error_t *cerr = NULL;
+                if (hs_compile(expr, insp__hs_flags(r), HS_MODE_BLOCK, NULL, &db, &cerr) !=
+                        HS_SUCCESS ||
+                    hs_alloc_scratch(db, &hsc) != HS_SUCCESS) {
+                    hs_free_compile_error(cerr);
+                    hs_free_database(db);
+                    continue;
+                }
+                double st = now();
+                int it = 0;
+                do
+                    hs_scan(db, txt, (unsigned)tl, 0, hsc, hs_nop, NULL);
+                while (++it < 2 || now() - st < per_round);
+                if (used == cap) {
+                    cap = cap ? cap * 2 : 256;
+                    struct pat_cost *w = realloc(v, cap * sizeof(*v));
+                    if (!w)
+                        return 1;
+                    v = w;
+                }
+                v[used++] =
+                    (struct pat_cost){r->id, expr, kn[kind], (double)n * it / (now() - st) / 1e6};
+                hs_free_scratch(hsc);
+                hs_free_database(db);
+            }
+        }
+        qsort(v, used, sizeof(*v), cost_cmp);
+        printf("%s: the %d slowest of %zu patterns alone, MB/s over 1 MiB of prose\n",
+               insp_target_name((enum insp_target)t), top, used);
+        for (size_t i = 0; i < used && i < (size_t)top; i++)
+            printf("  %8.0f  %-6s  %-32s %.90s\n", v[i].mbs, v[i].kind, v[i].rule, v[i].expr);
+        used = 0;
+    }
+    free(v);
+    free(text);
+    dbuf_free(&sp);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    int rounds = 3, c;
+    int rounds = 3, profile = 0, c;
     double per_round = 0.1;
     const char *sizes = "4K,64K,1M,16M";
     struct env e = {0};
     char *err = NULL;
     double t0;
 
-    while ((c = getopt(argc, argv, "r:t:s:")) != -1) {
-        if (c == 'r')
+    while ((c = getopt(argc, argv, "r:t:s:p:")) != -1) {
+        if (c == 'p')
+            profile = (int)strtol(optarg, NULL, 10);
+        else if (c == 'r')
             rounds = (int)strtol(optarg, NULL, 10);
         else if (c == 't')
             per_round = strtod(optarg, NULL);
         else if (c == 's')
             sizes = optarg;
         else {
-            fprintf(stderr, "usage: bench_scan [-r ROUNDS] [-t SECONDS] [-s 4K,64K,1M,16M]\n");
+            fprintf(stderr, "usage: bench_scan [-r ROUNDS] [-t SECONDS] [-s 4K,64K,1M,16M]"
+                            " [-p TOP]\n");
             return 2;
         }
     }
@@ -359,6 +440,11 @@ int main(int argc, char **argv)
     printf("compile: %.2f s cold (every database), %.1f ms from the cache\n\n", cold,
            warm * 1000.0);
 
+    if (profile > 0) {
+        int rc = profile_patterns(e.rs, profile, per_round);
+        insp_ruleset_free(e.rs);
+        return rc;
+    }
     e.sc = insp_scratch_new(e.rs);
     hs_compile_error_t *cerr = NULL;
     if (hs_compile("zqxjkvbw", HS_FLAG_SINGLEMATCH, HS_MODE_BLOCK, NULL, &e.lit, &cerr) !=

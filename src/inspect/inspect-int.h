@@ -61,6 +61,9 @@ int insp__pattern_kind(const struct insp_rule *r, size_t k);
  * uses whitespace in a way the rewrite would change (literal tabs or newlines, \n, counted
  * or lazy \s repeats, a literal space next to \s, \Q...\E). */
 char *insp__spaced_pattern(const char *p);
+/* The Hyperscan flags a rule's patterns compile with (SOM for span rules, else
+ * SINGLEMATCH; caseless, dotall, multiline, utf8 from the rule). */
+unsigned insp__hs_flags(const struct insp_rule *r);
 /* Writes text with every run of [\t\n\v\f\r ] replaced by one space into out. */
 int insp__collapse_space(const char *text, size_t len, struct dbuf *out);
 void insp__strv_free(struct insp_strv *sv);

@@ -463,7 +463,7 @@ static int prepare_spaced(struct insp_ruleset *rs)
     return 0;
 }
 
-static unsigned hs_flags(const struct insp_rule *r)
+unsigned insp__hs_flags(const struct insp_rule *r)
 {
     unsigned f = r->flags;
     /* Span rules need where each match starts (to validate and redact it), which
@@ -509,7 +509,7 @@ static int collect(struct insp_ruleset *rs, int t, int kind, struct insp_db *d, 
             if (insp__pattern_kind(r, k) != kind)
                 continue;
             (*exprs)[n] = kind == INSP_DB_SPACED ? r->spaced[k] : r->patterns.v[k];
-            (*flags)[n] = hs_flags(r);
+            (*flags)[n] = insp__hs_flags(r);
             d->rule_of[n++] = (unsigned)i;
         }
     }
