@@ -44,6 +44,9 @@ eval: all
 bench: all
 	CLAMPD_BIN=$(CURDIR)/$(BUILD)/clampd bench/run.sh
 	$(BUILD)/bench_scan
+	XDG_CACHE_HOME=$(CURDIR)/$(BUILD)/cache $(BUILD)/bench_decide \
+	    $${BENCH_DECIDE_ROUNDS:+-r $$BENCH_DECIDE_ROUNDS} $${BENCH_DECIDE_CALLS:+-n $$BENCH_DECIDE_CALLS}
+	XDG_CACHE_HOME=$(CURDIR)/$(BUILD)/cache CLAMPD_BIN=$(CURDIR)/$(BUILD)/clampd bench/gateway.sh
 
 demo:
 	@scripts/demo.sh

@@ -1,0 +1,54 @@
+-- gateway.lua: wrk script for bench/gateway.sh.
+--
+-- BENCH_GW_MODE=proxy: POST /v1/proxy with a typical allowed call (X-AG-Key from
+-- BENCH_GW_KEY, descriptor hash BENCH_GW_HASH); an answer counts as good only when it is a
+-- 200 whose body says "allowed": true. BENCH_GW_MODE=health: GET /health, good when 200.
+-- done() prints one line for the shell to read:
+--   RESULT requests duration_us p50_us p90_us p99_us good bad socket_errors
+local mode = os.getenv("BENCH_GW_MODE") or "health"
+local threads = {}
+
+if mode == "proxy" then
+    wrk.method = "POST"
+    wrk.path = "/v1/proxy"
+    wrk.headers["Content-Type"] = "application/json"
+    wrk.headers["X-AG-Key"] = os.getenv("BENCH_GW_KEY")
+    wrk.body = '{"tool":"read_text_file","params":{"path":"/srv/docs/notes/todo.md"},'
+        .. '"tool_descriptor_hash":"' .. os.getenv("BENCH_GW_HASH") .. '",'
+        .. '"session_id":"bench","server":"secure-filesystem-server"}'
+else
+    wrk.method = "GET"
+    wrk.path = "/health"
+end
+
+function setup(thread)
+    table.insert(threads, thread)
+end
+
+function init(args)
+    good = 0
+    bad = 0
+end
+
+function response(status, headers, body)
+    if status == 200 and (mode ~= "proxy" or body:find('"allowed":%s*true')) then
+        good = good + 1
+    else
+        bad = bad + 1
+        if bad == 1 then
+            io.stderr:write("gateway.lua: first bad answer: ", status, " ", body or "", "\n")
+        end
+    end
+end
+
+function done(summary, latency, requests)
+    local g, b = 0, 0
+    for _, t in ipairs(threads) do
+        g = g + t:get("good")
+        b = b + t:get("bad")
+    end
+    local e = summary.errors
+    io.write(string.format("RESULT %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f\n",
+        summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+        latency:percentile(99), g, b, e.connect + e.read + e.write + e.timeout))
+end
