@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libuv1-dev libjansson-dev libsodium-dev libsqlite3-dev libcmocka-dev
       libhyperscan-dev libyaml-dev libunistring-dev libcurl4-openssl-dev libmicrohttpd-dev
-      sqlite3 procps wrk)
+      libhiredis-dev sqlite3 procps redis-server wrk)
 
 missing=()
 for p in "${PKGS[@]}"; do

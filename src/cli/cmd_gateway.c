@@ -42,6 +42,11 @@ static const char usage[] =
     "  --timeout S           idle connection timeout in seconds (default 30)\n"
     "  --threads N           HTTP worker threads (default 2); the engine runs under one lock\n"
     "  --metrics-public      serve GET /metrics without an API key (for a scraper)\n"
+    "  --redis URL           keep the rate-limit buckets in Redis, shared by every replica\n"
+    "                        given the same URL: redis://[:PASSWORD@]HOST[:PORT][/DB] or\n"
+    "                        unix:/PATH; $CLAMPD_REDIS_PASSWORD when the URL has none.\n"
+    "                        Redis not answering: calls are denied (503\n"
+    "                        rate_limit_unavailable) unless the policy says fail_mode: open\n"
     "  -v, --verbose         more logging on stderr: -v one line per request, -vv debug\n"
     "  -h, --help            show this help\n"
     "\n"
@@ -49,7 +54,7 @@ static const char usage[] =
     "start-up failure (policy, rules, keys, pin store, address).\n";
 
 struct gw_opts {
-    const char *listen, *policy, *state_dir;
+    const char *listen, *policy, *state_dir, *redis;
     const char **rules;
     size_t n_rules;
     long token_ttl, max_body, max_conn, timeout, threads;
@@ -78,6 +83,7 @@ static int parse_opts(int argc, char **argv, struct gw_opts *o)
                                           {"timeout", required_argument, NULL, 'T'},
                                           {"threads", required_argument, NULL, 'N'},
                                           {"metrics-public", no_argument, NULL, 'M'},
+                                          {"redis", required_argument, NULL, 'D'},
                                           {"verbose", no_argument, NULL, 'v'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
@@ -90,6 +96,7 @@ static int parse_opts(int argc, char **argv, struct gw_opts *o)
         case 's': o->state_dir = optarg; break;
         case 'R': o->rules[o->n_rules++] = optarg; break;
         case 'M': o->metrics_public = true; break;
+        case 'D': o->redis = optarg; break;
         case 'v': o->verbose++; break;
         case 'L':
             if (number("--token-ttl", optarg, 1, TOK_MAX_TTL, &o->token_ttl))
@@ -157,12 +164,37 @@ static int serve(const struct gw_config *cfg)
     return 0;
 }
 
+/* The shared buckets of --redis, used by the limiter engine_new() makes next. An address
+ * that does not parse stops the gateway; one that does not answer yet only warns: its
+ * calls are refused (or pass, fail_mode: open) until it does. */
+static int open_redis(const char *url, const struct pol *policy, struct pol_redis **out)
+{
+    bool open = pol_fail_mode(policy) == POL_FAIL_OPEN;
+    char *err = NULL;
+
+    if (pol_redis_new(url, getenv("CLAMPD_REDIS_PASSWORD"), open, out, &err)) {
+        fprintf(stderr, "clampd gateway: %s\n", err ? err : "out of memory");
+        free(err);
+        return 1;
+    }
+    if (open)
+        clog_warn("policy fail_mode: open: calls pass unlimited while Redis does not answer");
+    if (pol_redis_ping(*out))
+        clog_warn("redis: not answering yet; rate-limited calls are %s until it does",
+                  open ? "passed" : "denied");
+    else
+        clog_info("rate-limit buckets shared through redis");
+    pol_limiter_use_redis(*out);
+    return 0;
+}
+
 static int run(struct gw_opts *o)
 {
     struct insp_ruleset *rules = NULL;
     struct pol *policy = NULL;
     struct tok_keyring *keys = NULL;
     struct engine *eng = NULL;
+    struct pol_redis *redis = NULL;
     char *err = NULL, *dir = NULL;
     int rc = 1;
 
@@ -174,6 +206,8 @@ static int run(struct gw_opts *o)
         fprintf(stderr, "clampd gateway: policy: %s\n", err ? err : "cannot load");
         goto out;
     }
+    if (o->redis && open_redis(o->redis, policy, &redis))
+        goto out;
     if (!(dir = cli_state_dir(o->state_dir, true)))
         goto out;
     /* SECURITY: rules, keys and the pin store that do not load stop the gateway */
@@ -207,6 +241,8 @@ static int run(struct gw_opts *o)
     rc = serve(&gcfg);
 out:
     engine_free(eng);
+    pol_limiter_use_redis(NULL);
+    pol_redis_free(redis);
     tok_keyring_free(keys);
     insp_ruleset_free(rules);
     pol_free(policy);

@@ -5,7 +5,7 @@
  * past POL_MAX_BUCKETS the least recently refilled half is dropped, which only ever
  * forgives, never blocks, so a flood of tool names cannot grow it without limit).
  */
-#include "policy/policy.h"
+#include "policy/policy-int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +14,17 @@
 #include <jansson.h>
 
 struct pol_limiter {
-    json_t *buckets; /* key -> [tokens, last_ms] */
+    json_t *buckets;         /* key -> [tokens, last_ms] */
+    struct pol_redis *redis; /* not owned: the buckets live there instead, or NULL */
 };
+
+/* set once at start-up, before the limiters that use it are made (limit_redis.c) */
+static struct pol_redis *shared_store;
+
+void pol_limiter_use_redis(struct pol_redis *r)
+{
+    shared_store = r;
+}
 
 struct pol_limiter *pol_limiter_new(void)
 {
@@ -25,6 +34,8 @@ struct pol_limiter *pol_limiter_new(void)
         free(l);
         return NULL;
     }
+    if (l)
+        l->redis = shared_store;
     return l;
 }
 
@@ -95,36 +106,51 @@ static int take(struct pol_limiter *l, const char *key, double rate, double burs
     return 1;
 }
 
+/* The buckets a call of len argument bytes is charged against, in order (at most 3). */
+static size_t buckets_of(const struct pol_rate *r, const char *agent, const char *tool, size_t len,
+                         struct pol__bucket *b)
+{
+    size_t n = 0;
+
+    if (r->calls_per_minute > 0) {
+        snprintf(b[n].key, sizeof(b[n].key), "c\x1f%s", agent);
+        b[n].rate = r->calls_per_minute;
+        b[n].burst = r->burst;
+        b[n].cost = 1;
+        b[n++].which = "calls per minute";
+    }
+    if (r->tool_calls_per_minute > 0) {
+        snprintf(b[n].key, sizeof(b[n].key), "t\x1f%s\x1f%.1024s", agent, tool);
+        b[n].rate = r->tool_calls_per_minute;
+        b[n].burst = r->tool_calls_per_minute / 6 > 1 ? r->tool_calls_per_minute / 6 : 1;
+        b[n].cost = 1;
+        b[n++].which = "calls per minute to this tool";
+    }
+    if (r->bytes_per_minute > 0) {
+        snprintf(b[n].key, sizeof(b[n].key), "b\x1f%s", agent);
+        b[n].rate = r->bytes_per_minute;
+        b[n].burst = r->bytes_per_minute;
+        b[n].cost = (double)len;
+        b[n++].which = "argument bytes per minute";
+    }
+    return n;
+}
+
 static bool charge(struct pol_limiter *l, const struct pol_rate *r, const char *agent,
                    const char *tool, size_t len, int64_t now_ms, bool commit, int64_t *retry_ms,
                    const char **which)
 {
-    char key[2 * POL_NAME_MAX + 1100];
-    int rc;
+    struct pol__bucket b[3];
+    size_t n = buckets_of(r, agent, tool, len, b);
 
     *retry_ms = 0;
     *which = "";
-    if (r->calls_per_minute > 0) {
-        snprintf(key, sizeof(key), "c\x1f%s", agent);
-        if ((rc = take(l, key, r->calls_per_minute, r->burst, 1, now_ms, commit, retry_ms)) <= 0) {
-            *which = "calls per minute";
+    if (l->redis)
+        return pol__redis_charge(l->redis, b, n, commit, retry_ms, which);
+    for (size_t i = 0; i < n; i++) {
+        if (take(l, b[i].key, b[i].rate, b[i].burst, b[i].cost, now_ms, commit, retry_ms) <= 0) {
+            *which = b[i].which;
             return false; /* SECURITY: an error here refuses too */
-        }
-    }
-    if (r->tool_calls_per_minute > 0) {
-        double burst = r->tool_calls_per_minute / 6 > 1 ? r->tool_calls_per_minute / 6 : 1;
-        snprintf(key, sizeof(key), "t\x1f%s\x1f%.1024s", agent, tool);
-        if ((rc = take(l, key, r->tool_calls_per_minute, burst, 1, now_ms, commit, retry_ms)) <= 0) {
-            *which = "calls per minute to this tool";
-            return false;
-        }
-    }
-    if (r->bytes_per_minute > 0) {
-        snprintf(key, sizeof(key), "b\x1f%s", agent);
-        if ((rc = take(l, key, r->bytes_per_minute, r->bytes_per_minute, (double)len, now_ms,
-                       commit, retry_ms)) <= 0) {
-            *which = "argument bytes per minute";
-            return false;
         }
     }
     return true;

@@ -48,6 +48,30 @@ bool pol_limiter_peek(const struct pol_limiter *l, const struct pol_rate *r, con
                       const char *tool, size_t len, int64_t now_ms, int64_t *retry_ms,
                       const char **which);
 
+/* ---- shared buckets in Redis (limit_redis.c; `clampd gateway --redis URL`) ----
+ * With a store, a limiter's buckets live in Redis: every replica pointed at the same
+ * Redis limits an agent together. now_ms is then ignored: Redis' TIME is the clock. A
+ * call the store cannot answer is refused with *retry_ms POL_RETRY_UNAVAILABLE (and a
+ * which naming the store), unless the store was made fail_open (policy fail_mode: open). */
+#define POL_RETRY_UNAVAILABLE (-2)
+
+struct pol_redis;
+/* Parses url ("redis://[:PASS@]HOST[:PORT][/DB]" or "unix:/PATH"); password (may be NULL)
+ * is used when the URL holds none. Does not connect (the first call does). Returns 0 and
+ * *out, or ERR_INVAL with a malloc'd message (never holding the password) in *errmsg, or
+ * ERR_NOMEM. The password is kept in sodium_malloc memory and never logged. */
+int pol_redis_new(const char *url, const char *password, bool fail_open, struct pol_redis **out,
+                  char **errmsg);
+/* Closes the connection; NULL is a no-op. Free it after the limiters that use it. */
+void pol_redis_free(struct pol_redis *r);
+/* Connects now if not connected (PING-like, for start-up). Returns 0 or ERR_IO. */
+int pol_redis_ping(struct pol_redis *r);
+/* Makes every limiter pol_limiter_new() creates from now on keep its buckets in r (not
+ * owned; NULL: back to memory). Process-wide: call once at start-up, before the engine is
+ * made. SECURITY: r holds one connection: its limiters must be used by one thread at a
+ * time (the gateway's lock), as pol_limiter_take() already requires. */
+void pol_limiter_use_redis(struct pol_redis *r);
+
 struct pol;
 
 /* Loads the policy file path. On failure returns a negative error and a malloc'd
