@@ -94,7 +94,7 @@ static int parse_url(struct pol_redis *r, const char *url, char **pass, char **e
     at = strchr(p, '@');
     if (at && (!slash || at < slash)) {
         const char *u = memchr(p, ':', (size_t)(at - p));
-        if (!u || (size_t)(at - u - 1) >= RL_PASS_MAX)
+        if (u != p || (size_t)(at - u - 1) >= RL_PASS_MAX)
             goto bad; /* only ":PASS@" (no ACL user) */
         if (at > u + 1 && !(*pass = strndup(u + 1, (size_t)(at - u - 1))))
             goto nomem;
