@@ -74,9 +74,11 @@ int insp__compile(struct insp_ruleset *rs, const char *cache_dir, char **errmsg)
 /* validate.c: validator names to indexes (1-based; -1 unknown) and the checks. */
 int insp__validator_index(const char *name);
 bool insp__validate(int validator, const char *s, size_t n);
-/* Where a validated span starts, given where its pattern's match starts (email rules match
- * from the local part's last character; see validate.c); (size_t)-1: no span. */
-size_t insp__validator_start(int validator, const char *text, size_t from);
+/* The span a validator checks, given its pattern's match [*from, *to) in text[0..len): the
+ * same for most; wider where the pattern matches only a fast-to-find part of the thing
+ * (email: from the local part's last character; passport MRZ: the line's middle). Returns
+ * false when there is no span around the match. */
+bool insp__validator_span(int validator, const char *text, size_t len, size_t *from, size_t *to);
 
 /* check.c: structured check names to indexes (1-based; -1 unknown) and the checks. */
 int insp__check_index(const char *name);

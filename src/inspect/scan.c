@@ -613,6 +613,7 @@ struct scan_ctx {
     const struct insp_db *d;
     struct insp_scratch *sc;
     const char *text; /* what the database scans */
+    size_t text_len;
     const char *orig; /* the text as given (structured checks read it) */
     size_t orig_len;
     insp_match_fn fn;
@@ -627,8 +628,8 @@ static bool take_span(struct scan_ctx *c, unsigned rule, size_t from, size_t to)
     const struct insp_rule *r = &c->rs->rules[rule];
     struct insp_scratch *sc = c->sc;
 
-    from = insp__validator_start(r->validator, c->text, from);
-    if (from == (size_t)-1 || !insp__validate(r->validator, c->text + from, to - from))
+    if (!insp__validator_span(r->validator, c->text, c->text_len, &from, &to) ||
+        !insp__validate(r->validator, c->text + from, to - from))
         return false;
     if (!r->redact)
         return true;
@@ -719,7 +720,7 @@ int insp_scan(const struct insp_ruleset *rs, struct insp_scratch *sc, enum insp_
     memset(sc->seen, 0, rs->n);
     sc->n_spans = 0;
     for (int u = 0; u < INSP_DB__KINDS; u++) {
-        struct scan_ctx c = {rs, &rs->db[target][u], sc, text, text, len, fn, ctx, 0, false};
+        struct scan_ctx c = {rs, &rs->db[target][u], sc, text, len, text, len, fn, ctx, 0, false};
         size_t n = len;
         hs_error_t e;
 
@@ -748,6 +749,7 @@ int insp_scan(const struct insp_ruleset *rs, struct insp_scratch *sc, enum insp_
             c.text = sc->spaced.ptr ? sc->spaced.ptr : "";
             n = sc->spaced.len;
         }
+        c.text_len = n;
         e = hs_scan(c.d->db, c.text, (unsigned)n, 0, sc->hs, on_match, &c);
         if (c.overflow)
             return ERR_TOO_BIG;

@@ -5,6 +5,7 @@
  */
 #include "inspect/inspect-int.h"
 
+#include <ctype.h>
 #include <string.h>
 
 /* ---- helpers ---- */
@@ -824,32 +825,62 @@ static const struct {
     {"jwt", valid_jwt},
 };
 
-/* Where the span of a match really starts. An email rule's pattern matches from the last
- * character of the local part ("x@domain.tld": a literal '@' Hyperscan finds fast, where a
- * leading [A-Za-z0-9._%+-]* makes start-of-match tracking crawl through every word); the
- * local part is then taken leftwards: at most 64 characters of A-Z a-z 0-9 . _ % + -,
- * starting at a letter or digit. Returns the start, or (size_t)-1 when the local part is
- * longer than 64 (not an address). Other validators: from as it is. */
-size_t insp__validator_start(int validator, const char *text, size_t from)
+/* The email rule's pattern matches from the last character of the local part ("x@domain.tld":
+ * a literal '@' Hyperscan finds fast, where a leading [A-Za-z0-9._%+-]* makes start-of-match
+ * tracking crawl through every word); the local part is then taken leftwards: at most 64
+ * characters of A-Z a-z 0-9 . _ % + -, starting at a letter or digit. Longer: not an
+ * address. */
+static bool email_span(const char *text, size_t *from)
 {
-    static int email = 0;
-    size_t s = from;
+    size_t s = *from;
 
-    if (!email)
-        email = insp__validator_index("email");
-    if (validator != email)
-        return from;
-    while (s > 0 && from - s < 65 &&
+    while (s > 0 && *from - s < 65 &&
            ((text[s - 1] >= 'a' && text[s - 1] <= 'z') ||
             (text[s - 1] >= 'A' && text[s - 1] <= 'Z') ||
             (text[s - 1] >= '0' && text[s - 1] <= '9') || strchr("._%+-", text[s - 1])))
         s--;
-    if (from - s >= 64)
-        return (size_t)-1;
-    while (s <= from && !((text[s] >= 'a' && text[s] <= 'z') ||
-                          (text[s] >= 'A' && text[s] <= 'Z') || (text[s] >= '0' && text[s] <= '9')))
+    if (*from - s >= 64)
+        return false;
+    while (s <= *from &&
+           !((text[s] >= 'a' && text[s] <= 'z') || (text[s] >= 'A' && text[s] <= 'Z') ||
+             (text[s] >= '0' && text[s] <= '9')))
         s++;
-    return s <= from ? s : (size_t)-1;
+    if (s > *from)
+        return false;
+    *from = s;
+    return true;
+}
+
+/* The MRZ rule matches the line's distinctive middle, characters 10-28 (document number check
+ * digit, nationality, birth date, sex, expiry): a run of digits around M/F/X/< that Hyperscan
+ * finds fast, where the whole 44-character line (a class run with no literal) costs a
+ * scan of every uppercase word. The span is the whole line around it, not preceded by a
+ * character the line could continue. */
+static bool mrz_span(const char *text, size_t len, size_t *from, size_t *to)
+{
+    if (*from < 9 || *from + 35 > len)
+        return false;
+    size_t s = *from - 9;
+    if (s > 0 && (isalnum((unsigned char)text[s - 1]) || text[s - 1] == '<'))
+        return false;
+    *from = s;
+    *to = s + 44;
+    return true;
+}
+
+bool insp__validator_span(int validator, const char *text, size_t len, size_t *from, size_t *to)
+{
+    static int email = 0, mrz = 0;
+
+    if (!email) {
+        email = insp__validator_index("email");
+        mrz = insp__validator_index("mrz_td3");
+    }
+    if (validator == email)
+        return email_span(text, from);
+    if (validator == mrz)
+        return mrz_span(text, len, from, to);
+    return true;
 }
 
 int insp__validator_index(const char *name)

@@ -280,6 +280,41 @@ static void test_redact(void **state)
     insp_ruleset_free(rs);
 }
 
+/* A validator's span can be wider than its pattern's match: the built-in MRZ rule finds the
+ * line's middle and redacts the whole 44-character line, never a line that continues a
+ * longer run, nor one cut short at the text's edge. */
+static void test_redact_wider_span(void **state)
+{
+    static const char line[] = "L898902C36UTO7408122F1204159ZE184226B<<<<<10";
+    char *err = NULL, text[256];
+    struct insp_ruleset *rs = NULL;
+    struct insp_scratch *sc;
+    struct dbuf out;
+    size_t n;
+    (void)state;
+
+    assert_int_equal(insp_ruleset_load_cached(NULL, 0, NULL, &rs, &err), 0);
+    sc = insp_scratch_new(rs);
+    dbuf_init(&out, 1 << 20);
+    snprintf(text, sizeof(text), "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\n%s\nend", line);
+    assert_int_equal(insp_redact(rs, sc, text, strlen(text), &out, &n, ignore_rule, NULL), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(out.ptr, "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\n"
+                                 "[REDACTED:passport_mrz]\nend");
+    /* the same line continuing a longer run, or with its head cut off: not an MRZ line */
+    snprintf(text, sizeof(text), "X%s", line);
+    assert_int_equal(insp_redact(rs, sc, text, strlen(text), &out, &n, ignore_rule, NULL), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(insp_redact(rs, sc, line + 3, strlen(line) - 3, &out, &n, ignore_rule, NULL),
+                     0);
+    assert_int_equal(n, 0);
+    assert_int_equal(insp_redact(rs, sc, line, strlen(line) - 1, &out, &n, ignore_rule, NULL), 0);
+    assert_int_equal(n, 0);
+    dbuf_free(&out);
+    insp_scratch_free(sc);
+    insp_ruleset_free(rs);
+}
+
 /* The compiled databases are cached; a cached or a damaged cache file gives the same
  * scanner as a fresh compile. */
 static void test_cache(void **state)
@@ -376,10 +411,11 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load_and_scan), cmocka_unit_test(test_selftest_failure),
-        cmocka_unit_test(test_strict_errors), cmocka_unit_test(test_builtin_packs),
-        cmocka_unit_test(test_validators),    cmocka_unit_test(test_redact),
-        cmocka_unit_test(test_cache),         cmocka_unit_test(test_spaced_rewrite),
+        cmocka_unit_test(test_load_and_scan),     cmocka_unit_test(test_selftest_failure),
+        cmocka_unit_test(test_strict_errors),     cmocka_unit_test(test_builtin_packs),
+        cmocka_unit_test(test_validators),        cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_redact_wider_span), cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_spaced_rewrite),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
