@@ -67,6 +67,7 @@ tools:
 EOF
 mkdir -m 700 "$tmp/state"
 
+: >"$tmp/gw.log"
 # --max-connections above the largest run, so that no 503 is measured as a decision.
 "$clampd" gateway --listen 127.0.0.1:0 --policy "$tmp/policy.yaml" --state-dir "$tmp/state" \
     --threads "$threads" --max-connections 1024 2>"$tmp/gw.log" &
@@ -74,7 +75,7 @@ gw=$!
 url=""
 i=0
 while [ $i -lt 1200 ]; do # 120 s: a cold rule compile takes about 30 s
-    url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$tmp/gw.log")
+    url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$tmp/gw.log" || true)
     [ -n "$url" ] && break
     kill -0 "$gw" 2>/dev/null || break
     sleep 0.1
