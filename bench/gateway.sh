@@ -113,29 +113,45 @@ run() {
     echo "$out" | sed -n 's/^RESULT //p'
 }
 
+# row LABEL CONNS HEALTH_REQS_PER_S FIELDS...: one line of the table; fails the bench (failed=1)
+# unless every answer was the expected one. FIELDS: requests duration_us p50 p90 p99 good bad
+# socket_errors (gateway.lua's RESULT line).
+row() {
+    r_label=$1 r_conns=$2 r_base=$3
+    shift 3
+    echo "$*" | awk -v l="$r_label" -v c="$r_conns" -v hr="$r_base" '{
+        r = $1 / ($2 / 1e6)
+        printf "%-16s %6d %10.0f %9.2f %9.2f %9.2f %8d", l, c, r, $3/1e3, $4/1e3, $5/1e3, $7 + $8
+        if (hr > 0) printf " %9.2fx", r / hr
+        printf "\n"
+    }'
+    if [ "$7" != 0 ] || [ "$8" != 0 ] || [ "$6" = 0 ]; then
+        failed=1
+    fi
+}
+
 ncpu=$(getconf _NPROCESSORS_ONLN)
 echo
 echo "clampd gateway over HTTP: wrk -t$threads -cN -d${secs}s against --threads $threads,"
-echo "$ncpu CPUs shared by wrk and the gateway; /v1/proxy = an allowed read_text_file call"
-echo "(auth, pin claim, rules, policy, Ed25519 token); /health = the HTTP floor."
+echo "$ncpu CPUs shared by wrk and the gateway. /v1/proxy allow = read_text_file allowed (auth,"
+echo "pin claim, rules, policy, Ed25519 scope token); deny = the same with a path traversal"
+echo "(denied by a rule, no token); /health = the HTTP floor, the baseline of the ratio."
 echo "targets: >= 20k decisions/s on 2 cores, p99 < 2 ms"
 echo
-printf '%-10s %6s %10s %9s %9s %9s %8s %12s\n' route conns "req/s" "p50 ms" "p90 ms" "p99 ms" \
-    "not ok" "proxy/health"
+printf '%-16s %6s %10s %9s %9s %9s %8s %10s\n' route conns "req/s" "p50 ms" "p90 ms" "p99 ms" \
+    "not ok" "/health"
 for c in $conns; do
     h=$(run health "$c")
-    p=$(run proxy "$c")
-    # fields: requests duration_us p50 p90 p99 good bad socket_errors
-    echo "$h $p" | awk -v c="$c" '{
-        hr = $1 / ($2 / 1e6); pr = $9 / ($10 / 1e6)
-        printf "%-10s %6d %10.0f %9.2f %9.2f %9.2f %8d\n", "/health", c, hr, $3/1e3, $4/1e3, $5/1e3, $7 + $8
-        printf "%-10s %6d %10.0f %9.2f %9.2f %9.2f %8d %11.2fx\n", "/v1/proxy", c, pr, $11/1e3, $12/1e3, $13/1e3, $15 + $16, pr / hr
-    }'
-    # shellcheck disable=SC2086 # fields
-    set -- $h $p
-    if [ "$7" != 0 ] || [ "$8" != 0 ] || [ "${15}" != 0 ] || [ "${16}" != 0 ] || [ "${14}" = 0 ]; then
-        failed=1
-    fi
+    # shellcheck disable=SC2086 # the fields
+    hr=$(echo $h | awk '{ printf "%.3f", $1 / ($2 / 1e6) }')
+    # shellcheck disable=SC2086
+    row "/health" "$c" 0 $h
+    a=$(run proxy "$c")
+    # shellcheck disable=SC2086
+    row "/v1/proxy allow" "$c" "$hr" $a
+    d=$(run deny "$c")
+    # shellcheck disable=SC2086
+    row "/v1/proxy deny" "$c" "$hr" $d
 done
 
 # the gateway's own view of where a request's time goes (its stage histograms)
@@ -146,8 +162,8 @@ awk '/^clampd_gateway_stage_seconds_(sum|count)\{/ {
     }
     END {
         line = ""
-        for (s in cnt) if (cnt[s] > 0) line = line sprintf(" %s %.1f us,", s, 1e6 * sum[s] / cnt[s])
-        if (line != "") print "\ngateway stage means (its /metrics):" line
+        for (s in cnt) if (cnt[s] > 0) line = line sprintf("%s%s %.1f us", line == "" ? "" : ", ", s, 1e6 * sum[s] / cnt[s])
+        if (line != "") print "\ngateway stage means over the whole run, allow and deny (its /metrics):\n  " line
     }' "$tmp/metrics"
 
 if [ "$failed" != 0 ]; then
