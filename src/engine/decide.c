@@ -163,6 +163,14 @@ static void rate_limit(struct engine_session *s, const struct engine_call *call,
                 : pol_limiter_take(s->engine->limiter, &r, engine__agent(s), call->tool,
                                    call->arguments_len, now_ms, &retry, &which))
         return;
+    if (retry == POL_RETRY_UNAVAILABLE) {
+        /* SECURITY: denied all the same; named so that nobody reads an outage of the shared
+         * buckets as the agent's own excess */
+        set_deny(v, "rate_limit_unavailable", 1.0,
+                 "the shared rate-limit store (--redis) did not answer; the call is refused"
+                 " until it does (policy fail_mode: closed)");
+        return;
+    }
     if (retry < 0)
         set_deny(v, "rate_limited", 1.0,
                  "agent '%.128s' is limited to %s and this call alone is larger than the limit",

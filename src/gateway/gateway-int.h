@@ -86,11 +86,6 @@ int gw__parse_scan(const char *body, size_t len, bool output, struct gw__scan_re
                    struct gw__error *err);
 void gw__scan_req_deinit(struct gw__scan_req *r);
 
-/* A deny by the rate-limit stage whose shared store (--redis) did not answer
- * (retry_ms POL_RETRY_UNAVAILABLE) is renamed rate_limit_unavailable; v is left alone
- * otherwise. */
-void gw__store_unavailable(struct engine_verdict *v);
-
 /* The HTTP status of a decision: 409 descriptor_hash_mismatch, 429 rate_limited, 503
  * rate_limit_unavailable, else 200 (allow, flag and every other deny are answered as data
  * with allowed false). */

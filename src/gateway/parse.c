@@ -255,20 +255,6 @@ void gw__scan_req_deinit(struct gw__scan_req *r)
     r->text = NULL;
 }
 
-void gw__store_unavailable(struct engine_verdict *v)
-{
-    if (v->verdict != VERDICT_DENY || v->retry_ms != POL_RETRY_UNAVAILABLE ||
-        strcmp(v->error_code, "rate_limited") != 0)
-        return;
-    /* SECURITY: the call stays denied; only its name changes, so that nobody reads an
-     * outage of the shared buckets as the agent's own excess */
-    snprintf(v->error_code, sizeof(v->error_code), "rate_limit_unavailable");
-    snprintf(v->reason, sizeof(v->reason),
-             "rate_limit_unavailable: the shared rate-limit store (--redis) did not answer;"
-             " the call is refused until it does (policy fail_mode: closed)");
-    v->retry_ms = 0;
-}
-
 int gw__decision_status(const struct engine_verdict *v)
 {
     if (v->verdict != VERDICT_DENY)

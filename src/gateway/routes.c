@@ -135,7 +135,6 @@ static int decide_locked(struct gw *g, const struct gw__req *r, const struct gw_
     t = clampd_now_ns();
     engine_decide_ex(s, &call, dry ? ENGINE_DECIDE_DRY_RUN : 0, v);
     gw__metrics_latency(&g->metrics, GW_ST_DECIDE, clampd_now_ns() - t);
-    gw__store_unavailable(v);
     gw__metrics_verdict(&g->metrics, v, dry);
     return 0;
 }
