@@ -214,33 +214,53 @@ static void policy_stage(struct engine_session *s, const char *tool, struct engi
                  engine__agent(s), missing, cat, t);
 }
 
-/* Stage 8: the scope token of an allowed call, bound to (tool, arguments): the agent, the
- * scopes of the tool's category (none without a policy), 60 s by default. SECURITY: a
- * call that cannot get its token is denied, not forwarded without one. */
-static void mint_token(struct engine_session *s, const struct engine_call *call,
-                       struct engine_verdict *v)
+_Static_assert(ENGINE_SUB_MAX == CLAMPD_TOKEN_MAX_SUB + 1, "a sub the minter accepts fits");
+_Static_assert(ENGINE_SCOPE_MAX == CLAMPD_TOKEN_MAX_SCOPE + 1, "a scope the minter accepts fits");
+
+/* Stage 8, first half, under the caller's lock: what the token needs of the session (the
+ * agent) and of the policy (the scopes of the tool's category; none without a policy). */
+static int token_prepare(struct engine_session *s, const struct engine_call *call,
+                         struct engine_token_req *q)
 {
     struct engine *e = s->engine;
-    char binding[CJSON_HEX_LEN + 1], scope[1024] = "";
+    const char *agent = engine__agent(s);
     const char *cat = e->policy ? pol_tool_category(e->policy, s->server, call->tool) : NULL;
+    size_t n = strlen(agent);
+
+    /* SECURITY: an agent id the minter would refuse is refused here, never truncated */
+    if (n >= sizeof(q->sub))
+        return ERR_INVAL;
+    memcpy(q->sub, agent, n + 1);
+    q->scope[0] = '\0';
+    if (cat && !pol_category_scopes(e->policy, cat, q->scope, sizeof(q->scope)))
+        return ERR_TOO_BIG;
+    q->tool = call->tool;
+    q->arguments = call->arguments;
+    q->arguments_len = call->arguments_len;
+    return 0;
+}
+
+/* Stage 8, second half: the binding of (tool, arguments) and the signature. Reads only
+ * e->keys and e->token_ttl (immutable after engine_new()), q and call: no session, no
+ * lock. Writes the token into v->scope_token. */
+static int token_sign(const struct engine *e, const struct engine_call *call,
+                      const struct engine_token_req *q, struct engine_verdict *v)
+{
+    char binding[CJSON_HEX_LEN + 1];
     json_t *args = NULL;
     char *tok = NULL;
     int rc = 0;
 
-    if (!e->keys)
-        return;
     if (call->arguments)
         args = json_loadb(call->arguments, call->arguments_len, JSON_DECODE_ANY, NULL);
     if (call->arguments && !args)
         rc = ERR_PARSE;
     if (!rc)
         rc = cjson_call_binding(call->tool, args, binding);
-    if (!rc && cat && !pol_category_scopes(e->policy, cat, scope, sizeof(scope)))
-        rc = ERR_TOO_BIG;
-    struct tok_claims c = {.sub = engine__agent(s),
+    struct tok_claims c = {.sub = q->sub,
                            .tool = call->tool,
                            .binding = binding,
-                           .scope = scope,
+                           .scope = q->scope,
                            .iss = "clampd",
                            .ttl = e->token_ttl};
     if (!rc)
@@ -249,11 +269,61 @@ static void mint_token(struct engine_session *s, const struct engine_call *call,
         rc = ERR_TOO_BIG;
     if (!rc)
         memcpy(v->scope_token, tok, strlen(tok) + 1);
-    else
-        set_deny(v, "token_error", 1.0, "no scope token could be issued for this call (%s)",
-                 clampd_strerror(rc));
     free(tok);
     json_decref(args);
+    return rc;
+}
+
+static void token_error(struct engine_verdict *v, int rc)
+{
+    v->scope_token[0] = '\0';
+    set_deny(v, "token_error", 1.0, "no scope token could be issued for this call (%s)",
+             clampd_strerror(rc));
+}
+
+/* Stage 8: the scope token of an allowed call, bound to (tool, arguments): the agent, the
+ * scopes of the tool's category (none without a policy), 60 s by default. With defer, only
+ * the first half runs and the verdict is left token_pending for engine_mint_token().
+ * SECURITY: a call that cannot get its token is denied, not forwarded without one. */
+static void mint_token(struct engine_session *s, const struct engine_call *call, bool defer,
+                       struct engine_verdict *v)
+{
+    int rc;
+
+    if (!s->engine->keys)
+        return;
+    rc = token_prepare(s, call, &v->token_req);
+    if (!rc && defer) {
+        v->token_pending = true;
+        return;
+    }
+    if (!rc)
+        rc = token_sign(s->engine, call, &v->token_req, v);
+    if (rc)
+        token_error(v, rc);
+}
+
+int engine_mint_token(const struct engine *e, const struct engine_call *call,
+                      struct engine_verdict *v)
+{
+    const struct engine_token_req *q = &v->token_req;
+    int rc;
+
+    if (!v->token_pending)
+        return 0;
+    v->token_pending = false;
+    if (v->verdict == VERDICT_DENY)
+        return 0; /* nothing to sign for: stays a deny */
+    /* SECURITY: only the call that was judged gets a token (same buffers: the caller keeps
+     * them alive and unchanged between decide and mint) */
+    if (!e || !e->keys || !call || call->tool != q->tool || call->arguments != q->arguments ||
+        call->arguments_len != q->arguments_len)
+        rc = ERR_STATE;
+    else
+        rc = token_sign(e, call, q, v);
+    if (rc)
+        token_error(v, rc);
+    return rc;
 }
 
 /* Is raw (a validated JSON value) an object or null? */
@@ -325,7 +395,7 @@ int engine_decide_ex(struct engine_session *s, const struct engine_call *call, u
             out->verdict = was; /* a flag from the rules stays a flag */
     }
     if (out->verdict != VERDICT_DENY && !dry_run)
-        mint_token(s, call, out);
+        mint_token(s, call, flags & ENGINE_DECIDE_DEFER_TOKEN, out);
     return 0;
 }
 

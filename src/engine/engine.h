@@ -152,6 +152,19 @@ bool engine_item_withheld(const struct engine_session *s, const char *kind, cons
 
 #define ENGINE_MAX_HITS 16
 #define ENGINE_TOKEN_MAX 4096 /* a scope token, NUL included */
+#define ENGINE_SUB_MAX 256    /* a token's sub (agent id), NUL included: CLAMPD_TOKEN_MAX_SUB + 1 */
+#define ENGINE_SCOPE_MAX 1024 /* a token's scope string, NUL included */
+
+/* What the scope token of a deferred allow needs beyond the engine's immutable key ring
+ * and ttl: copied out of the session and the policy by engine_decide_ex() under the
+ * caller's lock. The call pointers identify the judged call (compared, never read). */
+struct engine_token_req {
+    char sub[ENGINE_SUB_MAX];
+    char scope[ENGINE_SCOPE_MAX];
+    const char *tool;
+    const char *arguments;
+    size_t arguments_len;
+};
 
 struct engine_verdict {
     enum verdict verdict;
@@ -165,6 +178,12 @@ struct engine_verdict {
                                          * call's params._meta["clampd/scope_token"]; else "" */
     int64_t retry_ms; /* rate_limited: ms until a retry can pass, -1: never (the call alone is
                        * over the limit); else 0 */
+    /* SECURITY: set by ENGINE_DECIDE_DEFER_TOKEN on an allow or flag whose token is not
+     * minted yet. Such a verdict is not an answer: only engine_mint_token() clears it
+     * (leaving an allow with its token, or a token_error deny); a caller that finds it
+     * set must deny. */
+    bool token_pending;
+    struct engine_token_req token_req; /* with token_pending: what minting needs */
 };
 
 /* One tools/call as the edge parsed it (no tree is built for a call on the hot path). */
@@ -185,11 +204,15 @@ int engine_decide(struct engine_session *s, const struct engine_call *call,
                   struct engine_verdict *out);
 
 enum engine_decide_flags {
-    ENGINE_DECIDE_DRY_RUN = 1,        /* judge only: rate limits are checked but not charged,
-                                       * and no scope token is minted */
-    ENGINE_DECIDE_DESCRIPTOR_ONLY = 2 /* only the call's shape and the descriptor stage (the
-                                       * tool is listed and matches its pin): the proxy's
-                                       * remote mode, where the gateway runs the rest */
+    ENGINE_DECIDE_DRY_RUN = 1,         /* judge only: rate limits are checked but not charged,
+                                        * and no scope token is minted */
+    ENGINE_DECIDE_DESCRIPTOR_ONLY = 2, /* only the call's shape and the descriptor stage (the
+                                        * tool is listed and matches its pin): the proxy's
+                                        * remote mode, where the gateway runs the rest */
+    ENGINE_DECIDE_DEFER_TOKEN = 4      /* every stage, but an allow or flag that needs a scope
+                                        * token leaves it unminted with token_pending set:
+                                        * the caller mints it with engine_mint_token() after
+                                        * releasing its lock (the gateway) */
 };
 
 /* The contract hash of tool in this session's tool set, when it is listed and callable (its
@@ -202,6 +225,19 @@ bool engine_session_tool_hash(const struct engine_session *s, const char *tool,
  * engine_decide_ex(s, call, 0, out). */
 int engine_decide_ex(struct engine_session *s, const struct engine_call *call, unsigned flags,
                      struct engine_verdict *out);
+
+/* Mints the scope token of a verdict that engine_decide_ex(..., ENGINE_DECIDE_DEFER_TOKEN, v)
+ * left pending, for call, which must be the very engine_call that was decided (the same
+ * tool and arguments pointers, still alive and unchanged; SECURITY: a different call is
+ * refused, so that a token is only ever minted for the arguments that were judged). Reads
+ * only e's key ring and token ttl, which never change after engine_new(), and v: safe to
+ * call without the lock that serialises engine_decide_ex(), from several threads at once
+ * (each with its own v). Clears v->token_pending in every case. On success v keeps its
+ * allow or flag and holds the token in scope_token; on failure v becomes a token_error DENY
+ * (the call must not be forwarded) and the error is returned. A verdict that is not pending
+ * is left alone (returns 0). */
+int engine_mint_token(const struct engine *e, const struct engine_call *call,
+                      struct engine_verdict *v);
 
 /* inspect(result): scans the CallToolResult json[0..len) (raw bytes) of a call of tool
  * (NULL: unknown; it selects the rules scoped to tools) with the response rules. When it may pass

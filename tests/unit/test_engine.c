@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "engine/engine.h"
 #include "inspect/inspect.h"
@@ -617,6 +618,115 @@ static void test_scopes(void **state)
     free(msg);
 }
 
+static bool looks_like_jws(const char *t)
+{
+    const char *a = strchr(t, '.'), *b = a ? strchr(a + 1, '.') : NULL;
+
+    return a && b && !strchr(b + 1, '.') && a > t && b > a + 1 && b[1];
+}
+
+/* ENGINE_DECIDE_DEFER_TOKEN: the gateway's deferred token. An allow is pending and tokenless
+ * until engine_mint_token(); SECURITY: a minting failure, or a mint for another call than
+ * the one judged, turns it into a token_error deny. */
+static void test_deferred_token(void **state)
+{
+    struct fix *f = *state;
+    struct tok_keyring *kr = NULL;
+    struct engine_config cfg = {.agent_id = "test-agent", .pin_mode = PIN_MODE_TOFU};
+    struct engine_discovery rep;
+    struct engine *eng;
+    struct engine_session *s;
+    struct engine_verdict v;
+    char *err = NULL;
+
+    assert_int_equal(tok_keyring_open(f->dir, true, &kr, &err), 0);
+    cfg.state_dir = f->dir;
+    cfg.keys = kr;
+    assert_int_equal(engine_new(&cfg, &eng, &err), 0);
+    s = engine_session_new(eng, "node server.js");
+    engine_session_set_server(s, "demo");
+    json_t *res = tools_result("Reads a file");
+    assert_int_equal(engine_discover_tools(s, res, true, &rep), 0);
+    json_decref(res);
+
+    /* today's path: the token is in the verdict, nothing is pending */
+    static const char args[] = "{\"path\":\"a.txt\"}";
+    struct engine_call call = {"read_file", 9, args, sizeof(args) - 1, false};
+    assert_int_equal(engine_decide(s, &call, &v), 0);
+    assert_int_equal(v.verdict, VERDICT_ALLOW);
+    assert_false(v.token_pending);
+    assert_true(looks_like_jws(v.scope_token));
+
+    /* deferred: an allow, no token, pending; the mint completes it */
+    assert_int_equal(engine_decide_ex(s, &call, ENGINE_DECIDE_DEFER_TOKEN, &v), 0);
+    assert_int_equal(v.verdict, VERDICT_ALLOW);
+    assert_true(v.token_pending);
+    assert_string_equal(v.scope_token, "");
+    assert_string_equal(v.token_req.sub, "test-agent");
+    assert_int_equal(engine_mint_token(eng, &call, &v), 0);
+    assert_false(v.token_pending);
+    assert_int_equal(v.verdict, VERDICT_ALLOW);
+    assert_true(looks_like_jws(v.scope_token));
+    /* a second mint of a verdict no longer pending changes nothing */
+    char copy[ENGINE_TOKEN_MAX];
+    memcpy(copy, v.scope_token, sizeof(copy));
+    assert_int_equal(engine_mint_token(eng, &call, &v), 0);
+    assert_int_equal(v.verdict, VERDICT_ALLOW);
+    assert_string_equal(v.scope_token, copy);
+
+    /* SECURITY: a mint for other arguments than the ones judged is refused: a deny */
+    static const char other[] = "{\"path\":\"/etc/shadow\"}";
+    struct engine_call swapped = {"read_file", 9, other, sizeof(other) - 1, false};
+    assert_int_equal(engine_decide_ex(s, &call, ENGINE_DECIDE_DEFER_TOKEN, &v), 0);
+    assert_true(v.token_pending);
+    assert_int_not_equal(engine_mint_token(eng, &swapped, &v), 0);
+    assert_false(v.token_pending);
+    assert_int_equal(v.verdict, VERDICT_DENY);
+    assert_string_equal(v.error_code, "token_error");
+    assert_string_equal(v.scope_token, "");
+
+    /* SECURITY: a signature that cannot be made (arguments the binding cannot parse) is a
+     * token_error deny, deferred or not, exactly as before */
+    static const char broken[] = "{\"path\":";
+    struct engine_call bad = {"read_file", 9, broken, sizeof(broken) - 1, false};
+    assert_int_equal(engine_decide(s, &bad, &v), 0);
+    assert_int_equal(v.verdict, VERDICT_DENY);
+    assert_string_equal(v.error_code, "token_error");
+    assert_int_equal(engine_decide_ex(s, &bad, ENGINE_DECIDE_DEFER_TOKEN, &v), 0);
+    assert_int_equal(v.verdict, VERDICT_ALLOW);
+    assert_true(v.token_pending);
+    assert_int_not_equal(engine_mint_token(eng, &bad, &v), 0);
+    assert_false(v.token_pending);
+    assert_int_equal(v.verdict, VERDICT_DENY);
+    assert_string_equal(v.error_code, "token_error");
+    assert_string_equal(v.scope_token, "");
+
+    /* a deny and a dry run have nothing pending */
+    struct engine_call unknown = {"nope", 4, "{}", 2, false};
+    assert_int_equal(engine_decide_ex(s, &unknown, ENGINE_DECIDE_DEFER_TOKEN, &v), 0);
+    assert_int_equal(v.verdict, VERDICT_DENY);
+    assert_false(v.token_pending);
+    assert_int_equal(
+        engine_decide_ex(s, &call, ENGINE_DECIDE_DEFER_TOKEN | ENGINE_DECIDE_DRY_RUN, &v), 0);
+    assert_int_equal(v.verdict, VERDICT_ALLOW);
+    assert_false(v.token_pending);
+    assert_string_equal(v.scope_token, "");
+
+    /* SECURITY: an agent id the minter would refuse fails under the lock, never truncated */
+    char longagent[300];
+    memset(longagent, 'a', sizeof(longagent) - 1);
+    longagent[sizeof(longagent) - 1] = '\0';
+    assert_int_equal(engine_session_set_agent(s, longagent), 0);
+    assert_int_equal(engine_decide_ex(s, &call, ENGINE_DECIDE_DEFER_TOKEN, &v), 0);
+    assert_int_equal(v.verdict, VERDICT_DENY);
+    assert_string_equal(v.error_code, "token_error");
+    assert_false(v.token_pending);
+
+    engine_session_free(s);
+    engine_free(eng);
+    tok_keyring_free(kr);
+}
+
 static const char redact_pack[] =
     "rules:\n"
     "  - {id: r.card, category: pii, risk: 0.5, applies_to: [response], description: d,\n"
@@ -699,6 +809,8 @@ static void test_result_texts(void **state)
 
 int main(void)
 {
+    if (sodium_init() < 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_first_use, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rug_pull, setup, teardown),
@@ -712,6 +824,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scopes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_result_texts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
