@@ -87,8 +87,9 @@ int gw__parse_scan(const char *body, size_t len, bool output, struct gw__scan_re
 void gw__scan_req_deinit(struct gw__scan_req *r);
 
 /* The HTTP status of a decision: 409 descriptor_hash_mismatch, 429 rate_limited, 503
- * rate_limit_unavailable, else 200 (allow, flag and every other deny are answered as data
- * with allowed false). */
+ * rate_limit_unavailable, 500 for a verdict whose scope token is still pending (SECURITY:
+ * never answered as an allow), else 200 (allow, flag and every other deny are answered as
+ * data with allowed false). */
 int gw__decision_status(const struct engine_verdict *v);
 
 /* "allow", "flag" or "deny". */
@@ -121,6 +122,7 @@ enum gw_stage {
     GW_ST_AUTH = 0,
     GW_ST_CLAIM,
     GW_ST_DECIDE,
+    GW_ST_TOKEN, /* a deferred scope token, minted outside the lock */
     GW_ST_SCAN_INPUT,
     GW_ST_SCAN_OUTPUT,
     GW_ST_REQUEST,
@@ -145,8 +147,15 @@ int gw__metrics_init(struct gw__metrics *m);
 void gw__metrics_deinit(struct gw__metrics *m);
 void gw__metrics_latency(struct gw__metrics *m, enum gw_stage st, uint64_t ns);
 void gw__metrics_status(struct gw__metrics *m, int status);
-/* Counts a verdict and its rules (call under the gateway lock). */
+/* Counts a verdict and its rules (call under the gateway lock): gw__metrics_count(),
+ * gw__metrics_rules() and gw__metrics_deny_code() together. */
 void gw__metrics_verdict(struct gw__metrics *m, const struct engine_verdict *v, bool dry_run);
+/* The verdict counter alone (atomic: any thread). */
+void gw__metrics_count(struct gw__metrics *m, const struct engine_verdict *v, bool dry_run);
+/* The rules that matched (call under the gateway lock). */
+void gw__metrics_rules(struct gw__metrics *m, const struct engine_verdict *v, bool dry_run);
+/* A deny's error code (call under the gateway lock); nothing for an allow or a dry run. */
+void gw__metrics_deny_code(struct gw__metrics *m, const struct engine_verdict *v, bool dry_run);
 /* Counts a scan's verdict and rules (call under the gateway lock). */
 void gw__metrics_scan(struct gw__metrics *m, const struct engine_verdict *v, bool output);
 /* The Prometheus text exposition (call under the gateway lock); sessions is a gauge. */

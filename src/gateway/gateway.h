@@ -7,12 +7,14 @@
  *     ├─ connections over the limit ── 503
  *     ├─ X-AG-Key ─SHA-256─▶ pol_agent_by_key() ── 401
  *     ├─ body (capped) ─gw__parse_*()─▶ typed request ── 413 / 422
- *     └─ one lock ─▶ session (agent, server, session_id) ─▶ engine_session_claim_tool()
- *                                                         ─▶ engine_decide_ex() ─▶ JSON
+ *     ├─ one lock ─▶ session (agent, server, session_id) ─▶ engine_session_claim_tool()
+ *     │                                                   ─▶ engine_decide_ex()
+ *     └─ unlocked ─▶ engine_mint_token() (an allow's scope token) ─▶ JSON
  *
  * The engine is the in-process proxy's: no check is implemented twice. SECURITY: the
  * engine, its pin store, its rate limiter and the gateway's sessions are used under one
- * mutex (engine_session_new_shared() needs it); the HTTP work around it runs in parallel.
+ * mutex (engine_session_new_shared() needs it); the HTTP work around it and the Ed25519
+ * signature of an allowed call's token (the key ring is immutable) run in parallel.
  */
 #ifndef CLAMPD_GATEWAY_H
 #define CLAMPD_GATEWAY_H
@@ -33,7 +35,8 @@ struct insp_ruleset;
 
 struct gw_config {
     const char *listen;               /* "HOST:PORT" or "[V6]:PORT"; port 0 picks one */
-    struct engine *engine;            /* shared, not owned; used only under the gateway lock */
+    struct engine *engine;            /* shared, not owned; used only under the gateway lock
+                                       * (but engine_mint_token(), which needs none) */
     const struct pol *policy;         /* required: agents and their key hashes */
     const struct tok_keyring *keys;   /* for /.well-known/jwks.json (shared, not owned) */
     const struct insp_ruleset *rules; /* for rule-hit metrics (shared, not owned) */

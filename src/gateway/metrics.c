@@ -14,6 +14,7 @@ static const char *const stage_names[GW_ST__COUNT] = {
     [GW_ST_AUTH] = "auth",
     [GW_ST_CLAIM] = "descriptor",
     [GW_ST_DECIDE] = "decide",
+    [GW_ST_TOKEN] = "token",
     [GW_ST_SCAN_INPUT] = "scan_input",
     [GW_ST_SCAN_OUTPUT] = "scan_output",
     [GW_ST_REQUEST] = "request",
@@ -77,15 +78,30 @@ static void bump(json_t *obj, const char *key)
         json_object_set_new(obj, key, json_integer(1));
 }
 
-void gw__metrics_verdict(struct gw__metrics *m, const struct engine_verdict *v, bool dry_run)
+void gw__metrics_count(struct gw__metrics *m, const struct engine_verdict *v, bool dry_run)
 {
     unsigned k = v->verdict <= VERDICT_ALLOW ? (unsigned)v->verdict : 0;
 
     atomic_fetch_add_explicit(&m->decisions[k][dry_run], 1, memory_order_relaxed);
-    if (v->verdict == VERDICT_DENY && !dry_run)
-        bump(m->deny_codes, v->error_code[0] ? v->error_code : "unknown");
+}
+
+void gw__metrics_rules(struct gw__metrics *m, const struct engine_verdict *v, bool dry_run)
+{
     for (size_t i = 0; !dry_run && i < v->n_rule_ids; i++)
         bump(m->rule_hits, v->rule_ids[i]);
+}
+
+void gw__metrics_deny_code(struct gw__metrics *m, const struct engine_verdict *v, bool dry_run)
+{
+    if (v->verdict == VERDICT_DENY && !dry_run)
+        bump(m->deny_codes, v->error_code[0] ? v->error_code : "unknown");
+}
+
+void gw__metrics_verdict(struct gw__metrics *m, const struct engine_verdict *v, bool dry_run)
+{
+    gw__metrics_count(m, v, dry_run);
+    gw__metrics_deny_code(m, v, dry_run);
+    gw__metrics_rules(m, v, dry_run);
 }
 
 void gw__metrics_scan(struct gw__metrics *m, const struct engine_verdict *v, bool output)

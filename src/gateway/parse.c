@@ -257,6 +257,9 @@ void gw__scan_req_deinit(struct gw__scan_req *r)
 
 int gw__decision_status(const struct engine_verdict *v)
 {
+    /* SECURITY: an allow whose scope token was deferred and never minted is no answer */
+    if (v->token_pending)
+        return 500;
     if (v->verdict != VERDICT_DENY)
         return 200;
     if (strcmp(v->error_code, "rate_limit_unavailable") == 0)

@@ -1,13 +1,15 @@
 /*
  * routes: what each route does once its request is routed, authenticated and complete.
  *
- *   /v1/proxy, /v1/verify ─parse─▶ lock ─▶ session ─▶ claim descriptor ─▶ decide ─▶ unlock ─▶ JSON
- *   /v1/scan-input        ─parse─▶ lock ─▶ engine_inspect_arguments() ─▶ unlock ─▶ JSON
+ *   /v1/proxy, /v1/verify ─parse─▶ lock ─▶ session ─▶ claim descriptor ─▶ decide ─▶ unlock
+ *                                   ─▶ engine_mint_token() (an allow's token, signed unlocked) ─▶
+ * JSON /v1/scan-input        ─parse─▶ lock ─▶ engine_inspect_arguments() ─▶ unlock ─▶ JSON
  *   /v1/scan-output       ─parse─▶ lock ─▶ engine_inspect_result()    ─▶ unlock ─▶ JSON
  *   /health, /metrics, /.well-known/jwks.json
  *
- * Only engine calls (and the sessions and keyed metrics) run under the lock; parsing and
- * answering do not.
+ * Only engine calls (and the sessions and keyed metrics) run under the lock; parsing,
+ * signing an allowed call's scope token (engine_mint_token() reads only the immutable key
+ * ring) and answering do not.
  */
 #include "gateway/gateway-int.h"
 #include "token/token.h"
@@ -69,10 +71,19 @@ static void reply_decision(struct gw__req *r, struct gw__reply *rep, const struc
                            const char *tool)
 {
     int status = gw__decision_status(v);
-    json_t *o = json_pack("{s:s, s:b, s:s, s:f, s:o, s:s}", "request_id", v->request_id, "allowed",
-                          v->verdict != VERDICT_DENY, "action", gw__action(v->verdict),
-                          "risk_score", v->risk, "matched_rules", rule_array(v), "reasoning",
-                          v->reason[0] ? v->reason : "allowed");
+    json_t *o;
+
+    if (status == 500) { /* v->token_pending */
+        /* SECURITY: an allow whose token was never minted is not an answer: refuse it */
+        clog_error("gateway: a decision with its scope token still pending reached the answer");
+        gw__reply_error(r, rep, 500, "token_error",
+                        "no scope token was issued for this call; the call is not allowed");
+        return;
+    }
+    o = json_pack("{s:s, s:b, s:s, s:f, s:o, s:s}", "request_id", v->request_id, "allowed",
+                  v->verdict != VERDICT_DENY, "action", gw__action(v->verdict), "risk_score",
+                  v->risk, "matched_rules", rule_array(v), "reasoning",
+                  v->reason[0] ? v->reason : "allowed");
 
     memcpy(r->request_id, v->request_id, sizeof(r->request_id));
     r->action = gw__action(v->verdict);
@@ -103,14 +114,12 @@ static void reply_decision(struct gw__req *r, struct gw__reply *rep, const struc
     reply_json(rep, status, o);
 }
 
-/* Claim and decide under the lock. Returns 0, or an HTTP status for an error answer. */
+/* Claim and decide under the lock; an allow's token is left pending (ENGINE_DECIDE_DEFER_TOKEN)
+ * for mint_unlocked(). Returns 0, or an HTTP status for an error answer. */
 static int decide_locked(struct gw *g, const struct gw__req *r, const struct gw__call_req *c,
-                         bool dry, struct engine_verdict *v, const char **code)
+                         const struct engine_call *call, bool dry, struct engine_verdict *v,
+                         const char **code)
 {
-    struct engine_call call = {.tool = c->tool,
-                               .tool_len = strlen(c->tool),
-                               .arguments = c->params,
-                               .arguments_len = c->params_len};
     struct engine_session *s;
     uint64_t t;
     int rc;
@@ -133,10 +142,31 @@ static int decide_locked(struct gw *g, const struct gw__req *r, const struct gw_
         return 503;
     }
     t = clampd_now_ns();
-    engine_decide_ex(s, &call, dry ? ENGINE_DECIDE_DRY_RUN : 0, v);
+    engine_decide_ex(s, call, dry ? ENGINE_DECIDE_DRY_RUN : ENGINE_DECIDE_DEFER_TOKEN, v);
     gw__metrics_latency(&g->metrics, GW_ST_DECIDE, clampd_now_ns() - t);
-    gw__metrics_verdict(&g->metrics, v, dry);
+    if (v->token_pending)
+        gw__metrics_rules(&g->metrics, v, dry); /* the verdict is counted once minted */
+    else
+        gw__metrics_verdict(&g->metrics, v, dry);
     return 0;
+}
+
+/* After the lock: signs the token of a pending allow. engine_mint_token() reads only the
+ * engine's key ring and ttl (immutable after start-up), the verdict and the call, all this
+ * request's or read-only, so workers sign in parallel. SECURITY: a failure turns v into a
+ * token_error deny. */
+static void mint_unlocked(struct gw *g, const struct engine_call *call, struct engine_verdict *v)
+{
+    uint64_t t = clampd_now_ns();
+    int rc = engine_mint_token(g->cfg.engine, call, v);
+
+    gw__metrics_latency(&g->metrics, GW_ST_TOKEN, clampd_now_ns() - t);
+    gw__metrics_count(&g->metrics, v, false);
+    if (rc) {
+        pthread_mutex_lock(&g->lock);
+        gw__metrics_deny_code(&g->metrics, v, false);
+        pthread_mutex_unlock(&g->lock);
+    }
 }
 
 static void route_decide(struct gw *g, struct gw__req *r, struct gw__reply *rep, bool dry)
@@ -156,9 +186,15 @@ static void route_decide(struct gw *g, struct gw__req *r, struct gw__reply *rep,
         gw__reply_error(r, rep, 503, "overloaded", "out of memory");
         return;
     }
+    struct engine_call call = {.tool = c.tool,
+                               .tool_len = strlen(c.tool),
+                               .arguments = c.params,
+                               .arguments_len = c.params_len};
     pthread_mutex_lock(&g->lock);
-    status = decide_locked(g, r, &c, dry, v, &code);
+    status = decide_locked(g, r, &c, &call, dry, v, &code);
     pthread_mutex_unlock(&g->lock);
+    if (!status && v->token_pending)
+        mint_unlocked(g, &call, v);
     if (status)
         gw__reply_error(r, rep, status, code,
                         strcmp(code, "overloaded") == 0

@@ -178,6 +178,12 @@ static void test_status_and_action(void **state)
     assert_int_equal(gw__decision_status(&v), 200);
     assert_string_equal(gw__action(v.verdict), "flag");
     assert_string_equal(gw__action(VERDICT_ALLOW), "allow");
+    /* SECURITY: an allow whose deferred token was never minted is refused, not sent */
+    v.verdict = VERDICT_ALLOW;
+    v.token_pending = true;
+    assert_int_equal(gw__decision_status(&v), 500);
+    v.token_pending = false;
+    assert_int_equal(gw__decision_status(&v), 200);
 }
 
 static const char policy_text[] =
