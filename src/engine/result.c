@@ -8,10 +8,15 @@
  *   any other rule at the deny risk ─────────▶ the result is replaced by a blocked notice
  *                                              (indirect prompt injection)
  *
+ * With a policy, its `actions` (per rule category) override that per finding: block (the
+ * result is withheld, whatever the risk), flag (logged and passed: not redacted, not
+ * blocked by it), redact (the default for rules that redact).
+ *
  * The first pass walks the raw bytes (no tree); a tree is built only to rewrite.
  */
 #include "engine/engine-int.h"
 #include "inspect/inspect.h"
+#include "policy/policy.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +46,20 @@ struct redact_walk {
     int rc;
 };
 
+/* The policy's action for findings of rule r's category (DEFAULT without a policy). */
+static enum pol_action action_of(const struct engine_session *s, const struct insp_rule *r)
+{
+    return s->engine->policy ? pol_finding_action(s->engine->policy, r->category)
+                             : POL_ACTION_DEFAULT;
+}
+
+static bool redact_kept(void *ctx, size_t rule)
+{
+    const struct engine_session *s = ctx;
+    /* a category the policy only flags is reported, not redacted */
+    return action_of(s, insp_ruleset_rule(s->engine->rules, rule)) != POL_ACTION_FLAG;
+}
+
 static int note_rule(void *ctx, size_t rule)
 {
     struct redact_walk *w = ctx;
@@ -51,7 +70,7 @@ static int note_rule(void *ctx, size_t rule)
             return 0;
     if (w->v->n_rule_ids < ENGINE_MAX_HITS)
         w->v->rule_ids[w->v->n_rule_ids++] = r->id;
-    if (!r->redact && r->risk > w->v->risk)
+    if (!r->redact && r->risk > w->v->risk && action_of(w->s, r) != POL_ACTION_FLAG)
         w->v->risk = r->risk; /* redacted findings do not raise the block risk */
     return 0;
 }
@@ -67,8 +86,9 @@ static void redact_tree(struct redact_walk *w, json_t *value, int depth, enum pl
         return;
     }
     if (json_is_string(value)) {
-        w->rc = insp_redact(w->s->engine->rules, w->s->scratch, json_string_value(value),
-                            json_string_length(value), &w->out, &n, note_rule, w);
+        w->rc = insp_redact_some(w->s->engine->rules, w->s->scratch, json_string_value(value),
+                                 json_string_length(value), &w->out, &n, note_rule, w, redact_kept,
+                                 w->s);
         if (!w->rc && n) {
             w->redactions += n;
             w->rc = json_string_setn(value, w->out.ptr, w->out.len) ? ERR_NOMEM : 0;
@@ -91,17 +111,21 @@ static void redact_tree(struct redact_walk *w, json_t *value, int depth, enum pl
     }
 }
 
-static json_t *blocked_result(const struct engine_verdict *v, const char *list)
+/* The notice that replaces a blocked result; v->error_code names why (result_injection
+ * when unset), why says it for a person. */
+static json_t *blocked_result(struct engine_verdict *v, const char *why)
 {
     char text[ENGINE_REASON_MAX + 256];
 
+    if (!v->error_code[0])
+        snprintf(v->error_code, sizeof(v->error_code), "result_injection");
     snprintf(text, sizeof(text),
              "[clampd] The result of this tool call was BLOCKED before reaching the model.\n"
-             "Reason: result_injection: it matches %s\nRisk score: %.2f\nRequest ID: %s",
-             list, v->risk, v->request_id);
+             "Reason: %s: %s\nRisk score: %.2f\nRequest ID: %s",
+             v->error_code, why, v->risk, v->request_id);
     return json_pack("{s:[{s:s, s:s}], s:b, s:{s:{s:s, s:f, s:s}}}", "content", "type", "text",
                      "text", text, "isError", 1, "_meta", "clampd/denial", "error_code",
-                     "result_injection", "risk", v->risk, "request_id", v->request_id);
+                     v->error_code, "risk", v->risk, "request_id", v->request_id);
 }
 
 static void rule_list(const struct engine_verdict *v, char *out, size_t cap)
@@ -136,15 +160,40 @@ static int add_meta(json_t *result, const struct redact_walk *w)
                : 0;
 }
 
-static bool any_redact_rule(const struct engine_session *s, const struct engine_verdict *v)
+/* What the findings in v ask for, the policy's actions applied. */
+struct weighing {
+    const struct insp_rule *blocked; /* a finding whose category the policy blocks */
+    bool flagged;                    /* a finding whose category the policy only flags */
+    bool redact;                     /* a redact rule to apply */
+    double risk;                     /* the blocking risk of the rest */
+};
+
+static void weigh(const struct engine_session *s, const struct engine_verdict *v,
+                  struct weighing *w)
 {
+    bool any_action = false;
+    double rest = 0;
+
+    memset(w, 0, sizeof(*w));
     for (size_t i = 0; i < v->n_rule_ids; i++)
         for (size_t k = 0; k < insp_ruleset_count(s->engine->rules); k++) {
             const struct insp_rule *r = insp_ruleset_rule(s->engine->rules, k);
-            if (r->id == v->rule_ids[i] && r->redact)
-                return true;
+            if (r->id != v->rule_ids[i])
+                continue;
+            enum pol_action a = action_of(s, r);
+            any_action |= a != POL_ACTION_DEFAULT;
+            if (a == POL_ACTION_BLOCK && !w->blocked)
+                w->blocked = r;
+            else if (a == POL_ACTION_FLAG)
+                w->flagged = true;
+            else if (r->redact)
+                w->redact = true;
+            else if (r->risk > rest)
+                rest = r->risk;
+            break;
         }
-    return false;
+    /* without actions: the scan's own risk, exactly as before */
+    w->risk = any_action ? rest : v->risk;
 }
 
 int engine_inspect_result(struct engine_session *s, const char *tool, const char *json, size_t len,
@@ -165,29 +214,45 @@ int engine_inspect_result(struct engine_session *s, const char *tool, const char
     if (!rc && !v->n_rule_ids)
         return 0; /* the fast path: nothing found, the bytes pass unchanged */
     rule_list(v, list, sizeof(list));
-    if (rc || v->risk >= s->engine->deny_risk) {
+    struct weighing wg;
+    char why[ENGINE_REASON_MAX];
+    weigh(s, v, &wg);
+    if (!rc && wg.blocked) {
+        /* the policy blocks results with findings of this category, whatever their risk */
+        v->verdict = VERDICT_DENY;
+        snprintf(v->error_code, sizeof(v->error_code), "result_blocked");
+        snprintf(why, sizeof(why),
+                 "it has findings of category '%s' (%.400s), which the policy's actions block",
+                 wg.blocked->category, list);
+        clog_warn("blocked a tool result [%s]: %s", v->request_id, why);
+        *rewritten = blocked_result(v, why);
+        return *rewritten ? 0 : ERR_NOMEM;
+    }
+    if (rc || wg.risk >= s->engine->deny_risk) {
         /* SECURITY: what could not be inspected, or carries instructions for the model,
          * does not reach it */
         v->verdict = VERDICT_DENY;
         snprintf(v->error_code, sizeof(v->error_code), "result_injection");
         if (rc)
-            snprintf(list, sizeof(list), "nothing: it could not be inspected (%s)",
+            snprintf(why, sizeof(why), "it matches nothing: it could not be inspected (%s)",
                      clampd_strerror(rc));
-        clog_warn("blocked a tool result [%s]: %s", v->request_id, list);
-        *rewritten = blocked_result(v, list);
+        else
+            snprintf(why, sizeof(why), "it matches %s", list);
+        clog_warn("blocked a tool result [%s]: %s", v->request_id, why);
+        *rewritten = blocked_result(v, why);
         return *rewritten ? 0 : ERR_NOMEM;
     }
-    if (v->risk >= s->engine->flag_risk) {
+    if (wg.risk >= s->engine->flag_risk || wg.flagged) {
         v->verdict = VERDICT_FLAG;
         clog_warn("flagged a tool result [%s]: %s", v->request_id, list);
     }
-    if (!any_redact_rule(s, v))
+    if (!wg.redact)
         return 0;
     result = json_loadb(json, len, 0, NULL);
     if (!json_is_object(result)) {
         json_decref(result);
         v->verdict = VERDICT_DENY;
-        *rewritten = blocked_result(v, "nothing: it could not be parsed to redact it");
+        *rewritten = blocked_result(v, "it matches nothing: it could not be parsed to redact it");
         return *rewritten ? 0 : ERR_NOMEM;
     }
     dbuf_init(&w.out, CLAMPD_MAX_MESSAGE);
@@ -198,7 +263,7 @@ int engine_inspect_result(struct engine_session *s, const char *tool, const char
     if (w.rc) {
         json_decref(result);
         v->verdict = VERDICT_DENY;
-        *rewritten = blocked_result(v, "nothing: redaction failed");
+        *rewritten = blocked_result(v, "it matches nothing: redaction failed");
         return *rewritten ? 0 : ERR_NOMEM;
     }
     if (w.redactions)

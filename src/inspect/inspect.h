@@ -102,6 +102,12 @@ int insp_scan(const struct insp_ruleset *rs, struct insp_scratch *sc, enum insp_
  * INSP_MAX_SPANS candidates: SECURITY: the caller withholds the text). */
 int insp_redact(const struct insp_ruleset *rs, struct insp_scratch *sc, const char *text,
                 size_t len, struct dbuf *out, size_t *n_redacted, insp_match_fn fn, void *ctx);
+/* insp_redact() redacting only the spans of rules keep(keep_ctx, rule) accepts (keep NULL:
+ * every rule's); every matching rule is still reported to fn. */
+typedef bool (*insp_rule_pred)(void *ctx, size_t rule);
+int insp_redact_some(const struct insp_ruleset *rs, struct insp_scratch *sc, const char *text,
+                     size_t len, struct dbuf *out, size_t *n_redacted, insp_match_fn fn, void *ctx,
+                     insp_rule_pred keep, void *keep_ctx);
 
 /* Checks every example of every rule: each `match` example must be matched by its rule
  * (on each target the rule applies to) and no `no_match` example may be. Writes one line

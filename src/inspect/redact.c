@@ -18,7 +18,14 @@ static int by_start(const void *a, const void *b)
 int insp_redact(const struct insp_ruleset *rs, struct insp_scratch *sc, const char *text,
                 size_t len, struct dbuf *out, size_t *n_redacted, insp_match_fn fn, void *ctx)
 {
-    size_t pos = 0;
+    return insp_redact_some(rs, sc, text, len, out, n_redacted, fn, ctx, NULL, NULL);
+}
+
+int insp_redact_some(const struct insp_ruleset *rs, struct insp_scratch *sc, const char *text,
+                     size_t len, struct dbuf *out, size_t *n_redacted, insp_match_fn fn, void *ctx,
+                     insp_rule_pred keep, void *keep_ctx)
+{
+    size_t pos = 0, n = 0;
     int rc;
 
     *n_redacted = 0;
@@ -26,6 +33,12 @@ int insp_redact(const struct insp_ruleset *rs, struct insp_scratch *sc, const ch
     rc = insp_scan(rs, sc, INSP_RESPONSE, text, len, fn, ctx);
     if (rc || sc->n_spans == 0)
         return rc;
+    for (size_t i = 0; i < sc->n_spans; i++)
+        if (!keep || keep(keep_ctx, sc->spans[i].rule))
+            sc->spans[n++] = sc->spans[i];
+    sc->n_spans = n;
+    if (n == 0)
+        return 0;
     qsort(sc->spans, sc->n_spans, sizeof(sc->spans[0]), by_start);
     for (size_t i = 0; i < sc->n_spans && !rc;) {
         struct insp_span sp = sc->spans[i];
