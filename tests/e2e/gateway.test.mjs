@@ -4,13 +4,12 @@
 // answered with a 4xx while the server keeps answering.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import * as jose from "jose";
-import { CLAMPD, requireClampd, runClampd, tmpDir, canonicalJson, contractHash, HEX64 } from "./lib.mjs";
+import { runClampd, tmpDir, canonicalJson, contractHash, HEX64, startGateway } from "./lib.mjs";
 
 const sha256 = (s) => createHash("sha256").update(s, "utf8").digest("hex");
 const binding = (tool, args) => sha256(canonicalJson({ params: args ?? {}, tool }));
@@ -49,28 +48,6 @@ tools:
     category: filesystem-write
 `;
 
-/** Starts `clampd gateway` on a free port; resolves once it printed its address. */
-function startGateway(args) {
-  requireClampd();
-  return new Promise((resolve, reject) => {
-    const p = spawn(CLAMPD, ["gateway", "--listen", "127.0.0.1:0", "-v", ...args], { stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    const t = setTimeout(() => {
-      p.kill("SIGKILL"); // never left behind
-      reject(new Error("gateway did not start:\n" + err));
-    }, 110000);
-    p.stderr.on("data", (d) => {
-      err += d;
-      const m = /listening on (http:\/\/[0-9.]+:\d+)/.exec(err);
-      if (m && !p.url) {
-        clearTimeout(t);
-        p.url = m[1];
-        resolve({ proc: p, url: m[1], stderr: () => err });
-      }
-    });
-    p.on("exit", (code) => reject(new Error(`gateway exited ${code}:\n${err}`)));
-  });
-}
 
 async function post(url, route, body, key, headers = {}) {
   const h = { "content-type": "application/json", ...headers };

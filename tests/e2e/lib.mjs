@@ -74,6 +74,50 @@ export function clampdArgs(downstreamArgv, { stateDir, agentId, env = {}, pinMod
   return args;
 }
 
+/**
+ * Starts `clampd gateway --listen LISTEN -v ...args` (default a free loopback port) and
+ * resolves once it prints its address: {proc, url, stderr()}. A gateway that has not started
+ * within 120 s (the first start compiles the rules: ~30 s, much more under ASan) is killed,
+ * never left behind.
+ */
+export function startGateway(args, { listen = "127.0.0.1:0", env = {} } = {}) {
+  requireClampd();
+  return new Promise((resolve, reject) => {
+    const p = spawn(CLAMPD, ["gateway", "--listen", listen, "-v", ...args], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, ...env },
+    });
+    let err = "";
+    const t = setTimeout(() => {
+      p.kill("SIGKILL");
+      reject(new Error("gateway did not start:\n" + err));
+    }, 120000);
+    p.stderr.on("data", (d) => {
+      err += d;
+      const m = /listening on (http:\/\/[0-9.]+:\d+)/.exec(err);
+      if (m && !p.url) {
+        clearTimeout(t);
+        p.url = m[1];
+        resolve({ proc: p, url: m[1], stderr: () => err });
+      }
+    });
+    p.on("exit", (code) => {
+      clearTimeout(t);
+      if (!p.url) reject(new Error(`gateway exited ${code}:\n${err}`));
+    });
+  });
+}
+
+/** Stops a gateway of startGateway() with signal; resolves with its exit code (null if killed). */
+export async function stopGateway(gw, signal = "SIGTERM") {
+  if (!gw) return null;
+  return new Promise((res) => {
+    if (gw.proc.exitCode !== null || gw.proc.signalCode !== null) return res(gw.proc.exitCode);
+    gw.proc.on("exit", (c) => res(c));
+    gw.proc.kill(signal);
+  });
+}
+
 /** Runs a `clampd` subcommand to completion (e.g. `tools list`). */
 export function runClampd(args, { timeout = 20000, input } = {}) {
   return new Promise((resolve) => {

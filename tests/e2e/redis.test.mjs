@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { CLAMPD, requireClampd, tmpDir, contractHash, sleep, waitFor } from "./lib.mjs";
+import { CLAMPD, requireClampd, tmpDir, contractHash, sleep, startGateway, stopGateway, waitFor } from "./lib.mjs";
 
 const sha256 = (s) => createHash("sha256").update(s, "utf8").digest("hex");
 const KEYS = { hasty: "hk-1a2b3c4d5e", calm: "ck-6f7a8b9c0d", toolish: "tk-0e1f2a3b4c", steady: "sk-5d6e7f8a9b" };
@@ -90,42 +90,7 @@ async function startRedis(port, dir) {
 
 const stopped = (p) => new Promise((res) => (p.exitCode !== null || p.signalCode ? res() : p.once("exit", res)));
 
-/** Starts `clampd gateway` on a free port; resolves once it printed its address. */
-function startGateway(args, env = {}) {
-  requireClampd();
-  return new Promise((resolve, reject) => {
-    const p = spawn(CLAMPD, ["gateway", "--listen", "127.0.0.1:0", "-v", ...args], {
-      stdio: ["ignore", "ignore", "pipe"],
-      env: { ...process.env, ...env },
-    });
-    let err = "";
-    const t = setTimeout(() => {
-      p.kill("SIGKILL"); // never left behind
-      reject(new Error("gateway did not start:\n" + err));
-    }, 120000);
-    p.stderr.on("data", (d) => {
-      err += d;
-      const m = /listening on (http:\/\/[0-9.]+:\d+)/.exec(err);
-      if (m && !p.url) {
-        clearTimeout(t);
-        p.url = m[1];
-        resolve({ proc: p, url: m[1], stderr: () => err });
-      }
-    });
-    p.on("exit", (code) => reject(new Error(`gateway exited ${code}:\n${err}`)));
-  });
-}
 
-async function stopGateway(gw) {
-  if (!gw) return null;
-  const code = await new Promise((res) => {
-    gw.proc.removeAllListeners("exit");
-    if (gw.proc.exitCode !== null) return res(gw.proc.exitCode);
-    gw.proc.on("exit", (c) => res(c));
-    gw.proc.kill("SIGTERM");
-  });
-  return code;
-}
 
 async function proxy(gw, key, tool = "read_text_file", args = { path: "/srv/a" }) {
   const body = { tool, params: args, tool_descriptor_hash: tool === "read_text_file" ? H_READ : H_LIST, server: SERVER };

@@ -6,12 +6,11 @@
 // receives it, verified with `jose` against the gateway's JWKS.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import * as jose from "jose";
-import { CLAMPD, FIXTURES, NODE, FILESYSTEM, assertDenial, canonicalJson, connect, requireClampd, tmpDir } from "./lib.mjs";
+import { FIXTURES, NODE, FILESYSTEM, assertDenial, canonicalJson, connect, startGateway, stopGateway, tmpDir } from "./lib.mjs";
 
 const sha256 = (s) => createHash("sha256").update(s, "utf8").digest("hex");
 const KEYS = { reader: "rk-6d0c2a9e41", writer: "wk-92f1b7c3d5", hasty: "hk-1e8a5f0b77", echo: "ek-4b7d29c0a3" };
@@ -47,38 +46,8 @@ tools:
     category: debugging
 ${extra}`;
 
-/** Starts `clampd gateway` (on listen, default a free port); resolves once it listens. */
-function startGateway(policyFile, stateDir, listen = "127.0.0.1:0") {
-  requireClampd();
-  return new Promise((resolve, reject) => {
-    const p = spawn(CLAMPD, ["gateway", "-v", "--listen", listen, "--policy", policyFile, "--state-dir", stateDir], {
-      stdio: ["ignore", "ignore", "pipe"],
-      env: { ...process.env },
-    });
-    let err = "";
-    const t = setTimeout(() => reject(new Error("gateway did not start:\n" + err)), 60000);
-    p.stderr.on("data", (d) => {
-      err += d;
-      const m = /listening on (http:\/\/[0-9.]+:\d+)/.exec(err);
-      if (m && !p.url) {
-        clearTimeout(t);
-        p.url = m[1];
-        resolve({ proc: p, url: m[1] });
-      }
-    });
-    p.on("exit", (code) => {
-      clearTimeout(t);
-      if (!p.url) reject(new Error(`gateway exited ${code}:\n${err}`));
-    });
-  });
-}
 
-const stopGateway = (gw) =>
-  new Promise((resolve) => {
-    if (gw.proc.exitCode !== null) return resolve();
-    gw.proc.on("exit", resolve);
-    gw.proc.kill("SIGKILL");
-  });
+
 
 describe("clampd mcp --gateway: decisions at the gateway (server-filesystem, SDK client)", () => {
   let dir, root, policy, gw, gwState;
@@ -110,11 +79,11 @@ describe("clampd mcp --gateway: decisions at the gateway (server-filesystem, SDK
     policy = path.join(dir, "policy.yaml");
     fs.writeFileSync(policy, POLICY());
     gwState = path.join(dir, "gateway-state");
-    gw = await startGateway(policy, gwState);
+    gw = await startGateway(["--policy", policy, "--state-dir", gwState]);
   });
   after(async () => {
     for (const s of sessions) await s.close();
-    await stopGateway(gw);
+    await stopGateway(gw, "SIGKILL");
   });
 
   it("allows a call in the agent's scopes: the downstream answers", async () => {
@@ -197,14 +166,14 @@ describe("clampd mcp --gateway: decisions at the gateway (server-filesystem, SDK
 
     // the gateway goes away mid-session: fail closed, with a reason
     const port = new URL(gw.url).port;
-    await stopGateway(gw);
+    await stopGateway(gw, "SIGKILL");
     r = await s.client.callTool({ name: "read_text_file", arguments: { path: path.join(root, "notes.txt") } });
     const { text } = assertDenial(r, "read_text_file", "gateway_unavailable");
     assert.match(text, /fail closed/);
 
     // the platform team gives the tool a category; the gateway comes back on its address
     fs.writeFileSync(policy, POLICY(`  - server: secure-filesystem-server\n    tools: [directory_tree]\n    category: filesystem-read\n`));
-    gw = await startGateway(policy, gwState, `127.0.0.1:${port}`);
+    gw = await startGateway(["--policy", policy, "--state-dir", gwState], { listen: `127.0.0.1:${port}` });
     r = await s.client.callTool({ name: "directory_tree", arguments: args });
     assert.notEqual(r.isError, true, JSON.stringify(r) + s.stderr());
     assert.match(r.content[0].text, /notes\.txt/);
@@ -213,7 +182,7 @@ describe("clampd mcp --gateway: decisions at the gateway (server-filesystem, SDK
   it("--fail-open: with the gateway down, calls are decided by the local rules, loudly", async () => {
     const s = await open("reader", { extra: ["--fail-open"] });
     const port = new URL(gw.url).port;
-    await stopGateway(gw);
+    await stopGateway(gw, "SIGKILL");
     try {
       const ok = await s.client.callTool({ name: "read_text_file", arguments: { path: path.join(root, "notes.txt") } });
       assert.notEqual(ok.isError, true, JSON.stringify(ok));
@@ -222,7 +191,7 @@ describe("clampd mcp --gateway: decisions at the gateway (server-filesystem, SDK
       assertDenial(bad, "read_text_file", "rule_match");
       assert.match(s.stderr(), /FAIL-OPEN/);
     } finally {
-      gw = await startGateway(policy, gwState, `127.0.0.1:${port}`);
+      gw = await startGateway(["--policy", policy, "--state-dir", gwState], { listen: `127.0.0.1:${port}` });
     }
   });
 });
