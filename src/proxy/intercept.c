@@ -186,7 +186,7 @@ void proxy__client_call(struct proxy *p, const char *line, size_t len, const str
         /* remote mode: the shape and the pin here, the rest at the gateway */
         engine_decide_ex(p->session, &cs.call, ENGINE_DECIDE_DESCRIPTOR_ONLY, &v);
         if (v.verdict != VERDICT_DENY) {
-            proxy__remote_call(p, line, len, &cs);
+            proxy__remote_call(p, line, len, pk, &cs);
             return;
         }
     } else {

@@ -140,7 +140,8 @@ int proxy__remote_init(struct proxy *p);
 void proxy__remote_free(struct proxy *p);
 /* Asks the gateway to decide the call (its shape and pin already checked here); the answer
  * forwards or denies it later, on the loop. */
-void proxy__remote_call(struct proxy *p, const char *line, size_t len, const struct call_scan *cs);
+void proxy__remote_call(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk,
+                        const struct call_scan *cs);
 /* Continues a deferred shutdown once no listing and no remote decision is in flight. */
 void proxy__maybe_continue_shutdown(struct proxy *p);
 

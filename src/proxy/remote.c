@@ -226,29 +226,27 @@ static int build_body(struct proxy *p, const struct call_scan *cs, const char *h
     return rc ? rc : dbuf_addc(b, '}');
 }
 
-void proxy__remote_call(struct proxy *p, const char *line, size_t len, const struct call_scan *cs)
+void proxy__remote_call(struct proxy *p, const char *line, size_t len, const struct jrpc_peek *pk,
+                        const struct call_scan *cs)
 {
     const struct proxy_gateway *g = p->cfg->gateway;
-    struct jrpc_peek pk;
     char hash[CJSON_HEX_LEN + 1];
     struct remote_req *r;
     int rc = 0;
 
-    if (jrpc_peek(line, len, &pk))
-        return; /* cannot happen: the line was peeked before */
     if (!engine_session_tool_hash(p->session, cs->call.tool, hash)) {
-        proxy__send_error(p, pk.id, JRPC_INTERNAL_ERROR, "clampd: the tool's hash is unknown");
+        proxy__send_error(p, pk->id, JRPC_INTERNAL_ERROR, "clampd: the tool's hash is unknown");
         return;
     }
     if (p->remote_inflight >= REMOTE_MAX_INFLIGHT) {
-        proxy__send_error(p, pk.id, JRPC_DOWNSTREAM_ERROR,
+        proxy__send_error(p, pk->id, JRPC_DOWNSTREAM_ERROR,
                           "clampd: too many calls are waiting for the gateway; retry later");
         return;
     }
     r = calloc(1, sizeof(*r));
     if (!r || !(r->line = malloc(len ? len : 1))) {
         free(r);
-        proxy__send_error(p, pk.id, JRPC_INTERNAL_ERROR, "clampd: out of memory");
+        proxy__send_error(p, pk->id, JRPC_INTERNAL_ERROR, "clampd: out of memory");
         return;
     }
     memcpy(r->line, line, len);
@@ -264,7 +262,7 @@ void proxy__remote_call(struct proxy *p, const char *line, size_t len, const str
     if (!rc)
         rc = uv_queue_work(p->loop, &r->work, remote_work, remote_done) ? ERR_IO : 0;
     if (rc) {
-        proxy__send_error(p, pk.id, JRPC_INTERNAL_ERROR,
+        proxy__send_error(p, pk->id, JRPC_INTERNAL_ERROR,
                           "clampd: the call could not be sent to the gateway");
         tp_http_free(r->http);
         dbuf_free(&r->body);

@@ -75,14 +75,17 @@ int tp_http_post_json(struct tp_http *h, const char *path, const char *const *he
         snprintf(reply->error, sizeof(reply->error), "the URL is too long");
         return ERR_IO;
     }
-    hl = curl_slist_append(hl, "Content-Type: application/json");
-    hl = hl ? curl_slist_append(hl, "Expect:") : NULL; /* no 100-continue round trip */
-    for (size_t i = 0; hl && headers && headers[i]; i++)
-        hl = (t = curl_slist_append(hl, headers[i])) ? t : (curl_slist_free_all(hl), NULL);
-    if (!hl) {
-        snprintf(reply->error, sizeof(reply->error), "out of memory");
-        return ERR_IO;
-    }
+    /* "Expect:" drops libcurl's 100-continue round trip */
+    static const char *const fixed[] = {"Content-Type: application/json", "Expect:", NULL};
+    for (const char *const *list = fixed; list; list = list == fixed ? headers : NULL)
+        for (size_t i = 0; list[i]; i++) {
+            if (!(t = curl_slist_append(hl, list[i]))) {
+                curl_slist_free_all(hl);
+                snprintf(reply->error, sizeof(reply->error), "out of memory");
+                return ERR_IO;
+            }
+            hl = t;
+        }
     curl_easy_reset(c); /* keeps the connection cache: the connection stays alive */
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
